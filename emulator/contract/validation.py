@@ -1,0 +1,138 @@
+"""go-playground/validator's meanings, as the daemon's `GlobalEntitiesValidator` applies them.
+
+`required` means non-zero: a non-empty string, a non-nil slice or map (`[]` and `{}` pass),
+a non-nil pointer (a pointer to a zero value passes), any non-nil interface value. On a
+non-pointer struct it is skipped (the validator is built without WithRequiredStructEnabled)
+and the struct's own fields are checked instead. A slice's elements are checked only after
+`dive`. The text of each failure is the validator's own, namespaces and all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from emulator.contract.gotypes import (
+    Embedded,
+    GoStruct,
+    GoType,
+    Interface,
+    Pointer,
+    Slice,
+    Struct,
+    layout,
+    struct_name,
+)
+from emulator.contract.model import (
+    MODEL_TYPES,
+    MULTIMODAL_CONTENT_TYPES,
+    PROMPT_MESSAGE_CONTENT_TYPES,
+    PROMPT_MESSAGE_ROLES,
+    PromptMessageContent,
+)
+
+
+def validate(cls: type[GoStruct], value: dict[str, Any], namespace: str) -> list[str]:
+    """The validator's error lines for a decoded struct, in its order; empty when valid."""
+    errors: list[str] = []
+    _struct(cls, value, namespace, errors)
+    return errors
+
+
+def error_line(key: str, field: str, tag: str) -> str:
+    return f"Key: '{key}' Error:Field validation for '{field}' failed on the '{tag}' tag"
+
+
+def _struct(cls: type[GoStruct], value: dict[str, Any], namespace: str, errors: list[str]) -> None:
+    for member in layout(cls):
+        if isinstance(member, Embedded):
+            _struct(member.struct, value, f"{namespace}.{struct_name(member.struct)}", errors)
+        else:
+            tags = [tag for tag in member.validate.split(",") if tag]
+            key = f"{namespace}.{member.go_name}"
+            _field(member.gotype, value[member.json_name], tags, key, member.go_name, errors)
+    struct_rule: Callable[[dict[str, Any]], list[tuple[str, str, str]]] | None = getattr(
+        cls, "go_struct_errors", None
+    )
+    if struct_rule is not None:
+        for name, field, tag in struct_rule(value):
+            errors.append(error_line(f"{namespace}.{name}", field, tag))
+
+
+def _field(
+    gotype: GoType, value: Any, tags: list[str], key: str, name: str, errors: list[str]
+) -> None:
+    behind_pointer = isinstance(gotype, Pointer | Interface)
+    if isinstance(gotype, Pointer):
+        gotype = gotype.elem
+    if behind_pointer and value is None:
+        # A nil pointer or interface fails its first tag, whatever it is, unless it may be empty.
+        if tags and tags[0] != "omitempty":
+            errors.append(error_line(key, name, tags[0].partition("=")[0]))
+        return
+    if isinstance(gotype, Struct):
+        if not tags or tags[0] in ("required", "omitempty"):
+            _struct(gotype.cls, value, key, errors)
+        return
+    for position, tag in enumerate(tags):
+        if tag == "omitempty":
+            if not _has_value(value, behind_pointer):
+                return
+            continue
+        if tag == "dive":
+            _dive(gotype, value, tags[position + 1 :], key, name, errors)
+            return
+        tag_name, _, parameter = tag.partition("=")
+        if not _passes(tag_name, parameter, value, behind_pointer):
+            errors.append(error_line(key, name, tag_name))
+            return
+
+
+def _dive(
+    gotype: GoType, value: Any, tags: list[str], key: str, name: str, errors: list[str]
+) -> None:
+    if not isinstance(gotype, Slice) or value is None:
+        return
+    for index, item in enumerate(value):
+        _field(gotype.elem, item, tags, f"{key}[{index}]", f"{name}[{index}]", errors)
+
+
+def _has_value(value: Any, behind_pointer: bool) -> bool:
+    if behind_pointer:
+        return value is not None
+    if isinstance(value, list | dict):
+        return True
+    return value is not None and value != "" and value != 0 and value is not False
+
+
+def _passes(tag: str, parameter: str, value: Any, behind_pointer: bool) -> bool:
+    match tag:
+        case "required":
+            return _has_value(value, behind_pointer)
+        case "eq":
+            return str(value) == parameter
+        case "oneof":
+            return str(value) in parameter.split(" ")
+        case "min":
+            return len(value) >= int(parameter)
+        case "max":
+            return len(value) <= int(parameter)
+    return CUSTOM_TAGS[tag](value)
+
+
+def _is_prompt_message_content(value: Any) -> bool:
+    if isinstance(value, str):
+        return True
+    if isinstance(value, list):
+        return all(not validate(PromptMessageContent, part, "PromptMessageContent") for part in value)
+    return False
+
+
+CUSTOM_TAGS: dict[str, Callable[[Any], bool]] = {
+    "model_type": lambda value: value in MODEL_TYPES,
+    "prompt_message_role": lambda value: value in PROMPT_MESSAGE_ROLES,
+    "prompt_message_content": _is_prompt_message_content,
+    "prompt_message_content_type": lambda value: value in PROMPT_MESSAGE_CONTENT_TYPES,
+    "multimodal_content_type": lambda value: value in MULTIMODAL_CONTENT_TYPES,
+}
+"""The daemon's custom tags (pkg/entities/model_entities, plugin_entities)."""

@@ -1,0 +1,126 @@
+"""`InvokePluginRequest[T]`, the body of every dispatch, and how the daemon binds it.
+
+Mirrors pkg/entities/plugin_entities/request.go and the controller's BindRequest: decode the
+body with Go's meanings (errors discarded), let the path's tenant_id overwrite the body's, then
+validate. Only validation can reject.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Annotated, Any
+
+from pydantic import create_model
+
+from emulator.contract.findings import ContractWarning, WarningKind
+from emulator.contract.gojson import GoDecoder, parse_document
+from emulator.contract.gotypes import Go, GoStruct, embed
+from emulator.contract.validation import validate
+
+REQUESTS_PACKAGE = "github.com/langgenius/dify-plugin-daemon/pkg/entities/requests"
+NULLABLE_IDS = ("conversation_id", "message_id", "app_id", "endpoint_id")
+
+
+class InvokePluginUserIdentity(GoStruct):
+    tenant_id: Annotated[str, Go("TenantId", validate="required")] = ""
+    user_id: Annotated[str, Go("UserId")] = ""
+
+
+class BasePluginIdentifier(GoStruct):
+    plugin_id: Annotated[str, Go("PluginID")] = ""
+
+
+_WRAPPER_FIELDS: dict[str, Any] = {
+    "unique_identifier": (str, ""),
+    "conversation_id": (Annotated[str | None, Go("ConversationID")], None),
+    "message_id": (Annotated[str | None, Go("MessageID")], None),
+    "app_id": (Annotated[str | None, Go("AppID")], None),
+    "endpoint_id": (Annotated[str | None, Go("EndpointID")], None),
+    "context": (dict[str, Any] | None, None),
+}
+
+
+@cache
+def wrapper_for(data_model: type[GoStruct]) -> type[GoStruct]:
+    """`InvokePluginRequest[T]` for one route's data type, named as Go names the instantiation."""
+    model: type[GoStruct] = create_model(  # type: ignore[call-overload]
+        f"InvokePluginRequest[{data_model.__name__}]",
+        __base__=embed(InvokePluginUserIdentity, BasePluginIdentifier),
+        **_WRAPPER_FIELDS,
+        data=(Annotated[data_model, Go(validate="required")], data_model()),
+    )
+    model.go_type_name = f"InvokePluginRequest[{REQUESTS_PACKAGE}.{data_model.__name__}]"
+    return model
+
+
+@dataclass
+class BoundRequest:
+    """What the daemon's binder makes of one body."""
+
+    values: dict[str, Any]
+    """The decoded wrapper, `data` included, in Go's shape (structs as dicts)."""
+    warnings: list[ContractWarning] = field(default_factory=list)
+    validation_errors: list[str] = field(default_factory=list)
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return self.values["data"]  # type: ignore[no-any-return]
+
+
+def bind(
+    data_model: type[GoStruct], body: bytes, tenant_id: str, content_type: str | None
+) -> BoundRequest:
+    """Decodes and validates a dispatch body exactly as the daemon's BindRequest does."""
+    wrapper = wrapper_for(data_model)
+    warnings: list[ContractWarning] = []
+    decoder = GoDecoder()
+    if _binds_json(content_type):
+        document = parse_document(body, warnings)
+        values = decoder.decode_document(wrapper, document)
+    else:
+        values = decoder.decode_document(wrapper, None)
+        if body:
+            warnings.append(
+                ContractWarning(
+                    WarningKind.BODY_IGNORED,
+                    "$",
+                    f"Content-Type {content_type!r} is not application/json: the daemon binds a "
+                    "form and never reads the JSON body",
+                )
+            )
+    warnings.extend(decoder.warnings)
+    warnings.extend(_ignored_wrapper_fields(values, tenant_id))
+    values["tenant_id"] = tenant_id
+    namespace = wrapper.go_type_name or wrapper.__name__
+    return BoundRequest(values, warnings, validate(wrapper, values, namespace))
+
+
+def _binds_json(content_type: str | None) -> bool:
+    """gin binds JSON for exactly `application/json`, or with parameters on a POST."""
+    if content_type is None:
+        return False
+    media_type = content_type.split(";", 1)[0].strip()
+    return content_type == "application/json" or media_type == "application/json"
+
+
+def _ignored_wrapper_fields(values: dict[str, Any], tenant_id: str) -> list[ContractWarning]:
+    found = []
+    if values["tenant_id"] not in ("", tenant_id):
+        found.append(
+            ContractWarning(
+                WarningKind.TENANT_OVERRIDDEN,
+                "$.tenant_id",
+                f"the path's tenant {tenant_id!r} replaces {values['tenant_id']!r}",
+            )
+        )
+    for name, source in (("plugin_id", "the X-Plugin-ID header"), ("unique_identifier", "the installation")):
+        if values[name]:
+            found.append(
+                ContractWarning(
+                    WarningKind.IGNORED_FIELD,
+                    f"$.{name}",
+                    f"the daemon ignores the body's {name}; {source} decides",
+                )
+            )
+    return found
