@@ -197,21 +197,21 @@ class GoDecoder:
         """The first error Go's decoder saves (json.Unmarshal returns it; gin discards it)."""
         self._structs: list[str] = []
 
-    def decode_document(self, cls: type[GoStruct], document: Any) -> dict[str, Any]:
-        holder = {"$": zero_value(Struct(cls))}
+    def decode_document(
+        self, cls: type[GoStruct], document: Any, path: str = "$"
+    ) -> dict[str, Any]:
+        """json.Unmarshal into a new `cls`; `path` names where the document sits, for warnings."""
+        holder = {"value": zero_value(Struct(cls))}
         if document is NOTHING:
             self.fail("invalid JSON")
-            return holder["$"]  # type: ignore[no-any-return]
-        if document is None:
-            return holder["$"]  # type: ignore[no-any-return]
-        if not isinstance(document, Obj):
-            self._mismatch(Struct(cls), document, "$", top_level=True)
-            return holder["$"]  # type: ignore[no-any-return]
-        try:
-            self.decode_into(Struct(cls), document, holder, "$", "$")
-        except DecodeAborted as abort:
-            self.fail(str(abort))
-        return holder["$"]  # type: ignore[no-any-return]
+        elif isinstance(document, Obj):
+            try:
+                self.decode_into(Struct(cls), document, holder, "value", path)
+            except DecodeAborted as abort:
+                self.fail(str(abort))
+        elif document is not None:
+            self._mismatch(Struct(cls), document, path, top_level=True)
+        return holder["value"]  # type: ignore[no-any-return]
 
     def decode_into(self, gotype: GoType, value: Any, holder: Any, key: Any, path: str) -> None:
         """Decodes `value` into `holder[key]`, merging into what is there as Go does."""
@@ -338,6 +338,11 @@ class GoDecoder:
             self._null_kept(Struct(cls), holder[key], path)
         elif isinstance(value, Obj):
             self._fill_struct(cls, value, holder[key], path)
+            after_unmarshal: Callable[[dict[str, Any]], None] | None = getattr(
+                cls, "go_after_unmarshal", None
+            )
+            if after_unmarshal is not None:
+                after_unmarshal(holder[key])
         else:
             self._mismatch(Struct(cls), value, path)
 

@@ -27,6 +27,8 @@ MODEL_TYPES = (
 PROMPT_MESSAGE_ROLES = ("system", "user", "assistant", "tool")
 PROMPT_MESSAGE_CONTENT_TYPES = ("text", "image", "audio", "video", "document")
 MULTIMODAL_CONTENT_TYPES = ("text", "image")
+MODEL_PARAMETER_TYPES = ("float", "int", "string", "boolean", "text")
+CONFIGURATE_METHODS = ("predefined-model", "customizable-model")
 
 
 # model_entities ---------------------------------------------------------------------------
@@ -79,7 +81,7 @@ class PromptMessage(GoStruct):
     def go_unmarshal(cls, decoder: GoDecoder, value: Any, path: str) -> dict[str, Any]:
         """The daemon's UnmarshalJSON: any error aborts decoding of the whole request."""
         aux = GoDecoder()
-        raw = aux.decode_document(_PromptMessageJSON, value)
+        raw = aux.decode_document(_PromptMessageJSON, value, path)
         decoder.warnings.extend(aux.warnings)
         content, error = _prompt_content(raw, path)
         error = aux.error or error

@@ -24,6 +24,8 @@ from emulator.contract.gotypes import (
     struct_name,
 )
 from emulator.contract.model import (
+    CONFIGURATE_METHODS,
+    MODEL_PARAMETER_TYPES,
     MODEL_TYPES,
     MULTIMODAL_CONTENT_TYPES,
     PROMPT_MESSAGE_CONTENT_TYPES,
@@ -71,8 +73,11 @@ def _field(
             errors.append(error_line(key, name, tags[0].partition("=")[0]))
         return
     if isinstance(gotype, Struct):
-        if not tags or tags[0] in ("required", "omitempty"):
-            _struct(gotype.cls, value, key, errors)
+        for tag in tags:
+            if tag not in ("required", "omitempty") and not CUSTOM_TAGS[tag](value):
+                errors.append(error_line(key, name, tag))
+                return
+        _struct(gotype.cls, value, key, errors)
         return
     for position, tag in enumerate(tags):
         if tag == "omitempty":
@@ -113,11 +118,29 @@ def _passes(tag: str, parameter: str, value: Any, behind_pointer: bool) -> bool:
             return str(value) == parameter
         case "oneof":
             return str(value) in parameter.split(" ")
-        case "min":
-            return len(value) >= int(parameter)
-        case "max":
-            return len(value) <= int(parameter)
+        case "min" | "gte":
+            return _size(value) >= float(parameter)
+        case "max" | "lte":
+            return _size(value) <= float(parameter)
+        case "gt":
+            return _size(value) > float(parameter)
+        case "lt":
+            return _size(value) < float(parameter)
     return CUSTOM_TAGS[tag](value)
+
+
+def _size(value: Any) -> float:
+    """What go-playground compares for min/max/lt/gt: a length, or the number itself."""
+    if isinstance(value, str):
+        return len(value)  # Go counts runes, as Python counts characters
+    if isinstance(value, list | dict):
+        return len(value)
+    return float(value)
+
+
+def _is_parameter_rule(rule: dict[str, Any]) -> bool:
+    """Without use_template, a parameter rule needs its own label and type."""
+    return rule["use_template"] is not None or (rule["label"] is not None and rule["type"] is not None)
 
 
 def _is_prompt_message_content(value: Any) -> bool:
@@ -134,5 +157,8 @@ CUSTOM_TAGS: dict[str, Callable[[Any], bool]] = {
     "prompt_message_content": _is_prompt_message_content,
     "prompt_message_content_type": lambda value: value in PROMPT_MESSAGE_CONTENT_TYPES,
     "multimodal_content_type": lambda value: value in MULTIMODAL_CONTENT_TYPES,
+    "model_parameter_type": lambda value: value in MODEL_PARAMETER_TYPES,
+    "model_provider_configurate_method": lambda value: value in CONFIGURATE_METHODS,
+    "parameter_rule": _is_parameter_rule,
 }
 """The daemon's custom tags (pkg/entities/model_entities, plugin_entities)."""

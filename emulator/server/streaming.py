@@ -1,0 +1,145 @@
+"""From a plugin's worker thread to the daemon's HTTP answer.
+
+`FrameBridge` carries session frames from the plugin's thread to the event loop, with a bounded
+buffer so a slow client slows the plugin rather than filling memory; once closed it refuses
+frames, which stops the plugin. `session_items` turns frames into the daemon's items (and the
+`killed by timeout` item). `EventStream` frames them as the daemon does: `data: <json>\\n\\n`,
+`Content-Type: text/event-stream` exactly, and no status or headers before the first item.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from emulator.contract import envelopes
+from emulator.contract.routes import Route
+from emulator.runtime import StreamClosed
+from emulator.sessions import Closed, Item, read_session_message
+
+logger = logging.getLogger("emulator.plugin")
+
+BUFFERED_FRAMES = 64
+
+
+class FrameBridge:
+    """One session's frames, handed from the plugin's thread to the event loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, session_id: str) -> None:
+        self._loop = loop
+        self._session_id = session_id
+        self._frames: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._room = threading.Semaphore(BUFFERED_FRAMES)
+        self._closed = False
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        """Called in the plugin's thread for each stdout-shaped event it writes."""
+        if event.get("event") != "session":
+            _log_plugin_event(self._session_id, event)
+            return
+        self._room.acquire()
+        if self._closed:
+            raise StreamClosed(self._session_id)
+        self._loop.call_soon_threadsafe(self._frames.put_nowait, event.get("data") or {})
+
+    async def next_frame(self) -> dict[str, Any]:
+        frame = await self._frames.get()
+        self._room.release()
+        return frame
+
+    def close(self) -> None:
+        """Refuse every further frame; wakes a plugin thread blocked on a full buffer."""
+        self._closed = True
+        self._room.release(BUFFERED_FRAMES + 1)
+
+
+def _log_plugin_event(session_id: str, event: dict[str, Any]) -> None:
+    kind, data = event.get("event"), event.get("data")
+    if kind == "log" and isinstance(data, dict):
+        logger.info("plugin log (%s) %s: %s", session_id, data.get("level"), data.get("message"))
+    elif kind == "error":
+        logger.warning("plugin error event (%s): %s", session_id, data)
+
+
+async def session_items(
+    route: Route, bridge: FrameBridge, timeout: float | None
+) -> AsyncIterator[Item]:
+    """The daemon's items for one session, until `end`, an error item, or the timeout."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        remaining = None if deadline is None else max(deadline - time.monotonic(), 0)
+        try:
+            frame = await asyncio.wait_for(bridge.next_frame(), remaining)
+        except TimeoutError:
+            yield Item(envelopes.error(envelopes.ErrorType.INTERNAL, "killed by timeout"), True)
+            return
+        item = read_session_message(route, frame)
+        if isinstance(item, Closed):
+            return
+        if item is not None:
+            yield item
+            if item.is_error:
+                return
+
+
+class EventStream(Response):
+    """An ASGI response that writes SSE items the way the daemon's gin writer does."""
+
+    media_type = "text/event-stream"
+
+    def __init__(self, items: AsyncIterator[Item], headers: list[tuple[str, str]]) -> None:
+        self.status_code = 200
+        self.background = None
+        self._items = items
+        self._headers = headers
+        self._after_close: list[Callable[[], None]] = []
+        self.items_sent = 0
+
+    def after_close(self, callback: Callable[[], None]) -> None:
+        """Runs once the stream has ended, however it ended."""
+        self._after_close.append(callback)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        writer = asyncio.ensure_future(self._write(send))
+        watcher = asyncio.ensure_future(_client_gone(receive))
+        try:
+            await asyncio.wait({writer, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (writer, watcher):
+                task.cancel()
+            outcomes = await asyncio.gather(writer, watcher, return_exceptions=True)
+            for callback in self._after_close:
+                callback()
+        for outcome in outcomes:
+            if isinstance(outcome, Exception):
+                logger.error("stream failed", exc_info=outcome)
+
+    async def _write(self, send: Send) -> None:
+        started = False
+        async for item in self._items:
+            if not started:
+                await self._start(send)
+                started = True
+            body = b"data: " + item.envelope.encode() + b"\n\n"
+            await send({"type": "http.response.body", "body": body, "more_body": True})
+            self.items_sent += 1
+        if not started:
+            await self._start(send)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _start(self, send: Send) -> None:
+        headers = [(b"content-type", self.media_type.encode())]
+        headers += [(name.encode(), value.encode()) for name, value in self._headers]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+
+
+async def _client_gone(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass

@@ -1,0 +1,132 @@
+"""A dispatch as a plugin session, both ways.
+
+Out: the one JSON line the daemon writes to a plugin for a bound request
+(io_tunnel/mapping.go and session_manager: `{"user_id","type","action"}` merged with the data
+struct flattened by mapstructure, `omitempty` keys dropped, keys sorted; then the session
+envelope). In: each session message the plugin sends back, judged as the daemon judges it
+(io_tunnel/generic.go), becomes the next item of the HTTP answer, or nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from emulator.contract import envelopes
+from emulator.contract.gojson import (
+    GoDecoder,
+    encode,
+    encode_any,
+    encode_string,
+    encode_struct,
+    is_empty,
+    parse_value,
+)
+from emulator.contract.gotypes import GoStruct, flat_fields
+from emulator.contract.responses import ErrorResponse
+from emulator.contract.routes import Route
+from emulator.contract.validation import validate
+from emulator.contract.wrapper import NULLABLE_IDS
+
+logger = logging.getLogger("emulator.plugin")
+
+
+def new_session_id() -> str:
+    return str(uuid.uuid4())
+
+
+def request_line(route: Route, request: dict[str, Any], session_id: str) -> str:
+    """The exact line the daemon writes to the plugin's stdin for this request."""
+    members = {
+        "user_id": encode_string(request["user_id"]),
+        "type": encode_string(route.access_type),
+        "action": encode_string(route.action),
+    }
+    data = request["data"]
+    for field in flat_fields(route.data_model):
+        value = data[field.json_name]
+        if not (field.omitempty and is_empty(value)):
+            members[field.json_name] = encode(value, field.gotype)
+    payload = "{" + ",".join(f"{encode_string(k)}:{members[k]}" for k in sorted(members)) + "}"
+    envelope = [f'"session_id":{encode_string(session_id)}']
+    envelope += [f'"{name}":{encode_any(request[name])}' for name in NULLABLE_IDS]
+    envelope += [f'"context":{encode_any(request["context"])}', '"event":"request"']
+    return "{" + ",".join(envelope) + f',"data":{payload}' + "}"
+
+
+@dataclass(frozen=True)
+class Item:
+    """One item of the HTTP answer: a success or error envelope, already Go-encoded."""
+
+    envelope: str
+    is_error: bool = False
+
+
+@dataclass(frozen=True)
+class Closed:
+    """The plugin ended the session (an `end` frame)."""
+
+
+END = Closed()
+
+
+def read_session_message(route: Route, message: dict[str, Any]) -> Item | Closed | None:
+    """What the daemon makes of one session message: an item, the end, or nothing at all."""
+    kind, data = message.get("type"), message.get("data")
+    if kind == "stream":
+        return _stream_item(route.response_model, data)
+    if kind == "end":
+        return END
+    if kind == "error":
+        return _plugin_error_item(data)
+    if kind == "invoke":
+        return Item(
+            envelopes.stream_error(
+                "invoke_dify_error",
+                "invoke dify failed: the emulator does not serve backwards invocations yet",
+            ),
+            is_error=True,
+        )
+    return Item(
+        envelopes.stream_error("unknown_stream_message_type", f"unknown stream message type: {kind}"),
+        is_error=True,
+    )
+
+
+def _stream_item(response_model: type[GoStruct], data: Any) -> Item:
+    value, error = unmarshal(response_model, data)
+    if error is not None:
+        return Item(
+            envelopes.stream_error("unmarshal_error", f"unmarshal json failed: {error}"),
+            is_error=True,
+        )
+    return Item(envelopes.success(encode_struct(response_model, value)))
+
+
+def _plugin_error_item(data: Any) -> Item | None:
+    value, error = unmarshal(ErrorResponse, data)
+    if error is not None:
+        # The daemon ignores a malformed error frame: the session stays open until its timeout.
+        logger.warning("plugin error frame ignored, as the daemon ignores it: %s", error)
+        return None
+    return Item(
+        envelopes.plugin_error(value["error_type"], value["message"], value["args"]),
+        is_error=True,
+    )
+
+
+def unmarshal(cls: type[GoStruct], data: Any) -> tuple[dict[str, Any], str | None]:
+    """parser.UnmarshalJsonBytes: json.Unmarshal, then the validator; the first error wins."""
+    decoder = GoDecoder()
+    value = decoder.decode_document(cls, to_parsed(data))
+    if decoder.error is not None:
+        return value, decoder.error
+    errors = validate(cls, value, cls.go_type_name or cls.__name__)
+    return value, "\n".join(errors) if errors else None
+
+
+def to_parsed(value: Any) -> Any:
+    """A value from `json.loads` in the parsed form the Go decoder reads."""
+    return parse_value(encode_any(value))
