@@ -76,8 +76,10 @@ class TextEmbeddingResult(GoStruct):
     usage: Annotated[EmbeddingUsage, Go(validate="required")] = EmbeddingUsage()
 
 
-class MultimodalEmbeddingResult(TextEmbeddingResult):
-    """The same fields as TextEmbeddingResult, declared as a struct of its own."""
+class MultimodalEmbeddingResult(GoStruct):
+    model: Annotated[str, Go(validate="required")] = ""
+    embeddings: Annotated[list[list[float] | None] | None, Go(validate="required,dive")] = None
+    usage: Annotated[EmbeddingUsage, Go(validate="required")] = EmbeddingUsage()
 
 
 class GetTextEmbeddingNumTokensResponse(GoStruct):
@@ -98,8 +100,10 @@ class RerankResult(GoStruct):
     docs: Annotated[list[RerankDocument] | None, Go(validate="required,dive")] = None
 
 
-class MultimodalRerankDocument(RerankDocument):
-    """The same fields as RerankDocument, declared as a struct of its own."""
+class MultimodalRerankDocument(GoStruct):
+    index: Annotated[int | None, Go(validate="required")] = None
+    text: Annotated[str | None, Go(validate="required")] = None
+    score: Annotated[float | None, Go(validate="required")] = None
 
 
 class MultimodalRerankResult(GoStruct):

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from emulator.contract.gotypes import (
+    DECIMAL,
     Embedded,
     GoStruct,
     GoType,
@@ -72,6 +73,8 @@ def _field(
         if tags and tags[0] != "omitempty":
             errors.append(error_line(key, name, tags[0].partition("=")[0]))
         return
+    if gotype == DECIMAL:
+        return  # a struct in Go (shopspring/decimal): `required` is skipped, no field has tags
     if isinstance(gotype, Struct):
         for tag in tags:
             if tag not in ("required", "omitempty") and not CUSTOM_TAGS[tag](value):

@@ -1,0 +1,28 @@
+"""Paths, payloads and headers the tests share."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE_PLUGINS = ROOT / "fixtures" / "plugins"
+PAYLOADS = ROOT / "fixtures" / "payloads"
+KEY = "test-key"
+ECHO = "emulator/echo"
+
+
+def payload(route: str, with_app_id: bool = False) -> dict[str, Any]:
+    """A Dify-shaped body from fixtures/payloads."""
+    name = route.replace("/", "__") + (".with_app_id" if with_app_id else "") + ".json"
+    return json.loads((PAYLOADS / name).read_text())  # type: ignore[no-any-return]
+
+
+def dispatch_headers(plugin_id: str = ECHO, key: str = KEY) -> dict[str, str]:
+    """The headers Dify sends with every dispatch."""
+    return {"X-Api-Key": key, "X-Plugin-ID": plugin_id, "Content-Type": "application/json"}
+
+
+def dispatch_url(route: str, tenant_id: str = "tenant-1") -> str:
+    return f"/plugin/{tenant_id}/dispatch/{route}"
