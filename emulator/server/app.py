@@ -65,8 +65,10 @@ def json_answer(status: int, body: str, headers: list[tuple[str, str]] = ()) -> 
     return response
 
 
-def error_answer(status: int, error_type: ErrorType, message: str) -> Response:
-    return json_answer(status, envelopes.error(error_type, message))
+def error_answer(
+    status: int, error_type: ErrorType, message: str, headers: list[tuple[str, str]] = ()  # type: ignore[assignment]
+) -> Response:
+    return json_answer(status, envelopes.error(error_type, message), headers)
 
 
 async def _health(request: Request) -> Response:
@@ -128,7 +130,8 @@ async def _dispatch(route: Route, request: Request, tenant_id: str) -> Response:
     bound = bind(route.data_model, body, tenant_id, request.headers.get("content-type"))
     request.state.bound = bound
     if bound.validation_errors:
-        return error_answer(400, ErrorType.BAD_REQUEST, "\n".join(bound.validation_errors))
+        message = "\n".join(bound.validation_errors)
+        return error_answer(400, ErrorType.BAD_REQUEST, message, warning_headers(bound))
     if settings.strict and bound.warnings:
         return error_answer(400, ErrorType.BAD_REQUEST, strict_message(bound.warnings))
     return await _run_session(route, plugins, plugin, bound, settings)
@@ -146,7 +149,7 @@ async def _run_session(
     bridge = FrameBridge(asyncio.get_running_loop(), session_id)
     plugins.active_requests += 1
     plugin.start(request_line(route, bound.values, session_id), bridge.on_event)
-    headers = [(WARNING_HEADER, _header_value(str(warning))) for warning in bound.warnings]
+    headers = warning_headers(bound)
     if route.streamed:
         items = session_items(route, bridge, settings.max_execution_timeout)
         stream = EventStream(items, headers)
@@ -179,6 +182,10 @@ async def _last_item_answer(
             headers,
         )
     return json_answer(200, last.envelope, headers)
+
+
+def warning_headers(bound: BoundRequest) -> list[tuple[str, str]]:
+    return [(WARNING_HEADER, _header_value(str(warning))) for warning in bound.warnings]
 
 
 def _header_value(text: str) -> str:
