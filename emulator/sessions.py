@@ -25,7 +25,7 @@ from emulator.contract.gojson import (
     parse_value,
 )
 from emulator.contract.gotypes import GoStruct, flat_fields
-from emulator.contract.responses import ErrorResponse
+from emulator.contract.responses import ErrorResponse, PluginUniversalEvent, SessionMessage
 from emulator.contract.routes import Route
 from emulator.contract.validation import validate
 from emulator.contract.wrapper import NULLABLE_IDS
@@ -72,9 +72,32 @@ class Closed:
 END = Closed()
 
 
-def read_session_message(route: Route, message: dict[str, Any]) -> Item | Closed | None:
+@dataclass(frozen=True)
+class PluginEvent:
+    """A line the plugin printed, as the daemon splits it (ParsePluginUniversalEvent)."""
+
+    event: str
+    session_id: str
+    data: str | None
+    """The event's `data`, as JSON text."""
+
+
+def read_plugin_event(line: str) -> PluginEvent | None:
+    """The daemon's first layer: None (and a log line) where it cannot read the line."""
+    value, error = unmarshal(PluginUniversalEvent, parse_value(line))
+    if error is not None:
+        logger.error("plugin printed a line the daemon cannot read: %s: %s", error, line[:1024])
+        return None
+    return PluginEvent(value["event"], value["session_id"], value["data"])
+
+
+def read_session_message(route: Route, data: str | None) -> Item | Closed | None:
     """What the daemon makes of one session message: an item, the end, or nothing at all."""
-    kind, data = message.get("type"), message.get("data")
+    message, error = unmarshal(SessionMessage, parse_value(data or "null"))
+    if error is not None:
+        logger.error("unmarshal json failed, failed to parse session message: %s", error)
+        return None
+    kind, data = message["type"], parse_value(message["data"])
     if kind == "stream":
         return _stream_item(route.response_model, data)
     if kind == "end":
@@ -117,16 +140,11 @@ def _plugin_error_item(data: Any) -> Item | None:
     )
 
 
-def unmarshal(cls: type[GoStruct], data: Any) -> tuple[dict[str, Any], str | None]:
-    """parser.UnmarshalJsonBytes: json.Unmarshal, then the validator; the first error wins."""
+def unmarshal(cls: type[GoStruct], document: Any) -> tuple[dict[str, Any], str | None]:
+    """parser.UnmarshalJsonBytes on a parsed document: json.Unmarshal, then the validator."""
     decoder = GoDecoder()
-    value = decoder.decode_document(cls, to_parsed(data))
+    value = decoder.decode_document(cls, document)
     if decoder.error is not None:
         return value, decoder.error
     errors = validate(cls, value, cls.go_type_name or cls.__name__)
     return value, "\n".join(errors) if errors else None
-
-
-def to_parsed(value: Any) -> Any:
-    """A value from `json.loads` in the parsed form the Go decoder reads."""
-    return parse_value(encode_any(value))

@@ -78,9 +78,14 @@ def request_line(
     return json.dumps(envelope)
 
 
+def start(plugin: InProcessPlugin, line: str, on_frame: Any) -> RunningRequest:
+    """Start a request, handing `on_frame` each printed line parsed."""
+    return plugin.start(line, lambda text: on_frame(json.loads(text)))
+
+
 def run(plugin: InProcessPlugin, line: str) -> list[Frame]:
     frames: list[Frame] = []
-    running = plugin.start(line, frames.append)
+    running = start(plugin, line, frames.append)
     assert running.join(timeout=10), "the request did not finish within 10 s"
     return frames
 
@@ -275,7 +280,7 @@ def test_concurrent_requests_each_see_their_own_app_id(twin_a: InProcessPlugin) 
         return on_event
 
     running = [
-        twin_a.start(request_line("twin", "twin-a", app_id=app_id), collector(app_id))
+        start(twin_a, request_line("twin", "twin-a", app_id=app_id), collector(app_id))
         for app_id in frames
     ]
 
@@ -326,7 +331,7 @@ def test_router_type_error_reaches_the_request_it_belongs_to(twin_a: InProcessPl
 
 def test_backwards_invocation_fails_at_once(raising: InProcessPlugin) -> None:
     frames: list[Frame] = []
-    running = raising.start(request_line("raising", "backwards"), frames.append)
+    running = start(raising, request_line("raising", "backwards"), frames.append)
 
     assert running.join(timeout=5), "a backwards call waited for a daemon reply"
     assert session_types(frames) == ["error", "end"]
@@ -343,10 +348,10 @@ def test_a_session_id_cannot_run_twice_at_once(raising: InProcessPlugin, tmp_pat
         raise StreamClosed
 
     line = request_line("raising", "forever", credentials={"closed_marker": str(tmp_path / "m")})
-    running = raising.start(line, hold_then_leave)
+    running = start(raising, line, hold_then_leave)
     try:
         with pytest.raises(ValueError, match="already running"):
-            raising.start(line, lambda frame: None)
+            start(raising, line, lambda frame: None)
     finally:
         release.set()
     assert running.join(timeout=5)
@@ -354,9 +359,9 @@ def test_a_session_id_cannot_run_twice_at_once(raising: InProcessPlugin, tmp_pat
 
 def test_a_line_that_is_not_a_request_is_refused(twin_a: InProcessPlugin) -> None:
     with pytest.raises(ValueError, match="not a plugin request line"):
-        twin_a.start("{not json", lambda frame: None)
+        start(twin_a, "{not json", lambda frame: None)
     with pytest.raises(ValueError, match="expected 'request'"):
-        twin_a.start(request_line("twin", "twin-a").replace('"request"', '"nope"'), print)
+        start(twin_a, request_line("twin", "twin-a").replace('"request"', '"nope"'), print)
 
 
 # Client gone
@@ -368,7 +373,7 @@ def start_forever(
     line = request_line(
         "raising", "forever", app_id=app_id, credentials={"closed_marker": str(marker)}
     )
-    return raising.start(line, on_event)
+    return start(raising, line, on_event)
 
 
 def test_client_gone_stops_and_closes_the_stream(
@@ -422,7 +427,7 @@ def test_a_request_runs_in_a_copy_of_the_callers_context(twin_a: InProcessPlugin
         caller_var.set("set inside the request")
 
     try:
-        twin_a.start(request_line("twin", "twin-a"), on_event).join(timeout=10)
+        start(twin_a, request_line("twin", "twin-a"), on_event).join(timeout=10)
         assert caller_var.get() == caller_value
     finally:
         caller_var.reset(token)

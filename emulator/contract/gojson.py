@@ -14,6 +14,7 @@ in Go's shortest form, `<`, `>` and `&` escaped.
 from __future__ import annotations
 
 import json
+import json.scanner
 import re
 import sys
 import threading
@@ -102,6 +103,11 @@ def _reject_constant(name: str) -> Any:
 _PARSER = json.JSONDecoder(
     object_pairs_hook=Obj, parse_float=Num, parse_int=Num, parse_constant=_reject_constant
 )
+_DEEP_PARSER = json.JSONDecoder(
+    object_pairs_hook=Obj, parse_float=Num, parse_int=Num, parse_constant=_reject_constant
+)
+# The C scanner stops near 1500 levels whatever the recursion limit; Python's own does not.
+_DEEP_PARSER.scan_once = json.scanner.py_make_scanner(_DEEP_PARSER)  # type: ignore[attr-defined]
 
 
 # Parsing ----------------------------------------------------------------------------------
@@ -143,7 +149,7 @@ def _raw_decode_deep(text: str, start: int) -> tuple[Any, int]:
         limit = sys.getrecursionlimit()
         sys.setrecursionlimit(max(limit, 4 * GO_MAX_DEPTH))
         try:
-            outcome["value"] = _PARSER.raw_decode(text, start)
+            outcome["value"] = _DEEP_PARSER.raw_decode(text, start)
         except (ValueError, RecursionError) as error:
             outcome["error"] = error
         finally:
@@ -606,5 +612,8 @@ def is_empty(value: Any) -> bool:
 
 
 def parse_value(text: str) -> Any:
-    """A JSON text this module produced (compact) back to its parsed form."""
-    return _PARSER.decode(text)
+    """A JSON text in the parsed form the decoder reads, or NOTHING if it is not JSON."""
+    try:
+        return _PARSER.decode(text)
+    except (ValueError, RecursionError):
+        return NOTHING

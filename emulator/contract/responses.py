@@ -253,3 +253,18 @@ class ErrorResponse(GoStruct):
     message: str = ""
     error_type: str = ""
     args: Annotated[dict[str, Any] | None, Go(validate="omitempty,max=10")] = None
+
+
+class PluginUniversalEvent(GoStruct):
+    """One line a plugin prints: the outermost layer of the protocol."""
+
+    session_id: Annotated[str, Go("SessionId")] = ""
+    event: str = ""
+    data: RawJSON | None = None
+
+
+class SessionMessage(GoStruct):
+    """The `data` of a `session` event."""
+
+    type: Annotated[str, Go(validate="required")] = ""
+    data: Annotated[RawJSON | None, Go(validate="required")] = None

@@ -46,7 +46,8 @@ from typing import Any
 
 from emulator.runtime import sdk
 
-EventCallback = Callable[[dict[str, Any]], None]
+EventCallback = Callable[[str], None]
+"""Receives each line the plugin would print: one JSON event, as the SDK serialised it."""
 
 _logger = logging.getLogger(__name__)
 
@@ -201,13 +202,13 @@ class _RequestFrames:
         self._closed = False
 
     def write(self, text: str) -> None:
-        for frame in _parse_frames(text):
-            self.deliver(frame)
+        for line in _frame_lines(text):
+            self.deliver(line)
 
     def done(self) -> None:
         pass
 
-    def deliver(self, frame: dict[str, Any]) -> None:
+    def deliver(self, frame: str) -> None:
         """Pass one frame on; once the receiver failed, drop the rest."""
         if self._closed:
             return
@@ -245,26 +246,27 @@ class _SessionFrames:
                 del self._requests[session_id]
 
     def write(self, text: str) -> None:
-        for frame in _parse_frames(text):
-            self._route(frame)
+        for line in _frame_lines(text):
+            self._route(line)
 
     def done(self) -> None:
         pass
 
-    def _route(self, frame: dict[str, Any]) -> None:
+    def _route(self, frame: str) -> None:
+        session_id = json.loads(frame).get("session_id") or ""
         with self._lock:
-            frames = self._requests.get(frame.get("session_id", ""))
+            frames = self._requests.get(session_id)
         if frames is None:
             _logger.warning("plugin %s wrote a frame for no request: %s", self._directory, frame)
             return
         frames.deliver(frame)
 
 
-def _parse_frames(text: str) -> Iterator[dict[str, Any]]:
+def _frame_lines(text: str) -> Iterator[str]:
     # The SDK writes each frame's JSON and its "\n\n" separator as separate texts.
     for line in text.splitlines():
         if line.strip():
-            yield json.loads(line)
+            yield line
 
 
 def _check_layout(directory: Path) -> None:

@@ -14,15 +14,13 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
-
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from emulator.contract import envelopes
 from emulator.contract.routes import Route
 from emulator.runtime import StreamClosed
-from emulator.sessions import Closed, Item, read_session_message
+from emulator.sessions import Closed, Item, PluginEvent, read_plugin_event, read_session_message
 
 logger = logging.getLogger("emulator.plugin")
 
@@ -35,21 +33,24 @@ class FrameBridge:
     def __init__(self, loop: asyncio.AbstractEventLoop, session_id: str) -> None:
         self._loop = loop
         self._session_id = session_id
-        self._frames: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._frames: asyncio.Queue[str | None] = asyncio.Queue()
         self._room = threading.Semaphore(BUFFERED_FRAMES)
         self._closed = False
 
-    def on_event(self, event: dict[str, Any]) -> None:
-        """Called in the plugin's thread for each stdout-shaped event it writes."""
-        if event.get("event") != "session":
+    def on_event(self, line: str) -> None:
+        """Called in the plugin's thread with each line it prints."""
+        if self._closed:
+            raise StreamClosed(self._session_id)
+        event = read_plugin_event(line)
+        if event is None or event.event != "session":
             _log_plugin_event(self._session_id, event)
             return
         self._room.acquire()
         if self._closed:
             raise StreamClosed(self._session_id)
-        self._loop.call_soon_threadsafe(self._frames.put_nowait, event.get("data") or {})
+        self._loop.call_soon_threadsafe(self._frames.put_nowait, event.data)
 
-    async def next_frame(self) -> dict[str, Any]:
+    async def next_frame(self) -> str | None:
         frame = await self._frames.get()
         self._room.release()
         return frame
@@ -60,12 +61,9 @@ class FrameBridge:
         self._room.release(BUFFERED_FRAMES + 1)
 
 
-def _log_plugin_event(session_id: str, event: dict[str, Any]) -> None:
-    kind, data = event.get("event"), event.get("data")
-    if kind == "log" and isinstance(data, dict):
-        logger.info("plugin log (%s) %s: %s", session_id, data.get("level"), data.get("message"))
-    elif kind == "error":
-        logger.warning("plugin error event (%s): %s", session_id, data)
+def _log_plugin_event(session_id: str, event: PluginEvent | None) -> None:
+    if event is not None and event.event in ("log", "error"):
+        logger.info("plugin %s event (session %s): %s", event.event, session_id, event.data)
 
 
 async def session_items(
