@@ -25,13 +25,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     settings = Settings.from_env(
-        host=args.host, port=args.port, key=args.key, strict=args.strict or None, plugins=args.plugin
+        host=args.host,
+        port=args.port,
+        key=args.key,
+        strict=args.strict or None,
+        plugins=args.plugin,
     )
     return serve(settings)
 
 
 def serve(settings: Settings) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     import_sdk()
     try:
         plugins = PluginSet.load(settings.plugins)
@@ -69,7 +75,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", help="default: $SERVER_HOST or 127.0.0.1")
     serve.add_argument("--port", type=int, help="default: $SERVER_PORT or 5002")
-    serve.add_argument("--key", help="the X-Api-Key to require; default: $SERVER_KEY or Dify's default")
+    serve.add_argument(
+        "--key", help="the X-Api-Key to require; default: $SERVER_KEY or Dify's default"
+    )
     serve.add_argument(
         "--strict", action="store_true", help="answer 400 wherever the daemon would silently coerce"
     )

@@ -113,7 +113,9 @@ def read_session_message(route: Route, data: str | None) -> Item | Closed | None
             is_error=True,
         )
     return Item(
-        envelopes.stream_error("unknown_stream_message_type", f"unknown stream message type: {kind}"),
+        envelopes.stream_error(
+            "unknown_stream_message_type", f"unknown stream message type: {kind}"
+        ),
         is_error=True,
     )
 

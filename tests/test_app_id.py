@@ -8,7 +8,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from dify_client import items
 from helpers import dispatch_headers, dispatch_url, payload
 
@@ -52,7 +51,9 @@ def test_a_non_string_app_id_becomes_empty_as_in_go(any_client: httpx.Client, wr
     response = invoke_llm(any_client, body)
 
     assert session_seen(response.content)["app_id"] == ""
-    assert any("id_coerced $.app_id" in value for value in response.headers.get_list("x-emulator-warning"))
+    assert any(
+        "id_coerced $.app_id" in value for value in response.headers.get_list("x-emulator-warning")
+    )
 
 
 def test_keys_match_case_insensitively_as_in_go(any_client: httpx.Client) -> None:

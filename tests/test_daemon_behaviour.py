@@ -10,16 +10,18 @@ from typing import Any
 
 import httpx
 import pytest
-
 from dify_client import DaemonError, collect, envelopes
+from helpers import KEY, dispatch_headers, dispatch_url, payload
+
 from emulator.config import Settings
 from emulator.runtime.registry import PluginSet
 from emulator.server.app import create_app
-from helpers import KEY, dispatch_headers, dispatch_url, payload
 
 UNAUTHORIZED = {
     "code": -401,
-    "message": '{"message":"unauthorized","error_type":"PluginDaemonUnauthorizedError","args":null}',
+    "message": (
+        '{"message":"unauthorized","error_type":"PluginDaemonUnauthorizedError","args":null}'
+    ),
     "data": None,
 }
 
@@ -132,12 +134,16 @@ def test_a_wrong_model_type_fails_the_eq_rule(client: httpx.Client) -> None:
 
     assert response.status_code == 400
     assert nested_message(response)["message"].endswith(
-        "RequestInvokeLLM].Data.ModelType' Error:Field validation for 'ModelType' failed on the 'eq' tag"
+        "RequestInvokeLLM].Data.ModelType' "
+        "Error:Field validation for 'ModelType' failed on the 'eq' tag"
     )
 
 
 def test_unknown_routes_and_methods_get_gins_no_route(client: httpx.Client) -> None:
-    for method, path in [("POST", "/plugin/t/dispatch/llm/nothing"), ("GET", dispatch_url("llm/invoke"))]:
+    for method, path in [
+        ("POST", "/plugin/t/dispatch/llm/nothing"),
+        ("GET", dispatch_url("llm/invoke")),
+    ]:
         response = client.request(method, path, headers=dispatch_headers())
         assert response.status_code == 404
         assert response.text == '{"code":"not_found","message":"route not found"}'
@@ -228,7 +234,9 @@ def test_plugins_with_the_same_module_names_each_run_their_own_code(
     for plugin_id, greeting in (("twins/twin-a", "I am A"), ("twins/twin-b", "I am B")):
         model = plugin_id.split("/")[1]
         body = llm_body(model=model, provider="twin")
-        chunks, error = collect(post(any_client, "llm/invoke", body, dispatch_headers(plugin_id)).text)
+        chunks, error = collect(
+            post(any_client, "llm/invoke", body, dispatch_headers(plugin_id)).text
+        )
         assert error is None
         texts = [c["delta"]["message"]["content"] for c in chunks]
         assert texts == [greeting, "app_id=app-9f3c"]
@@ -239,7 +247,9 @@ def test_the_daemons_timeout_item_ends_a_stream_that_runs_too_long(
 ) -> None:
     from starlette.testclient import TestClient
 
-    body = llm_body(model="forever", provider="raising", credentials={"closed_marker": str(tmp_path / "m")})
+    body = llm_body(
+        model="forever", provider="raising", credentials={"closed_marker": str(tmp_path / "m")}
+    )
     with TestClient(create_app(Settings(key=KEY, max_execution_timeout=0.3), plugins)) as client:
         response = post(client, "llm/invoke", body, dispatch_headers("tests/raising"))
 
@@ -255,7 +265,10 @@ def test_a_client_that_goes_away_closes_the_plugins_stream(live_url: str, tmp_pa
     with (
         httpx.Client(base_url=live_url) as client,
         client.stream(
-            "POST", dispatch_url("llm/invoke"), content=json.dumps(body), headers=dispatch_headers("tests/raising")
+            "POST",
+            dispatch_url("llm/invoke"),
+            content=json.dumps(body),
+            headers=dispatch_headers("tests/raising"),
         ) as response,
     ):
         lines = response.iter_lines()
@@ -263,7 +276,13 @@ def test_a_client_that_goes_away_closes_the_plugins_stream(live_url: str, tmp_pa
 
     wait_for(marker.exists)
     assert marker.read_text() == "closed app_id=app-9f3c"
-    wait_for(lambda: not any(t.name.startswith("plugin tests/raising session") for t in threading.enumerate()))
+    wait_for(
+        lambda: (
+            not any(
+                t.name.startswith("plugin tests/raising session") for t in threading.enumerate()
+            )
+        )
+    )
 
 
 def wait_for(condition: Any, seconds: float = 10) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import ROOT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,7 +26,6 @@ from emulator.contract.gojson import encode, encode_any
 from emulator.contract.gotypes import Struct
 from emulator.contract.routes import ROUTES_BY_PATH
 from emulator.contract.wrapper import bind
-from helpers import ROOT
 
 ORACLE_DIR = Path(os.environ.get("ORACLE_DIR", ROOT.parent / "shared" / "oracle"))
 ORACLE_BINARY = Path(os.environ.get("ORACLE_BUILD_DIR", "/tmp/oracle-build")) / "oracle"
@@ -35,7 +35,11 @@ IDS = ("tenant_id", "user_id", "app_id", "conversation_id", "message_id", "endpo
 class Oracle:
     def __init__(self, binary: Path) -> None:
         self._process = subprocess.Popen(
-            [str(binary)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, encoding="utf-8"
+            [str(binary)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
         )
 
     def ask(self, route: str, body: str, tenant_id: str) -> dict[str, Any]:
@@ -77,7 +81,10 @@ def error_fields(text: str | None) -> set[str]:
     """`Field:tag` for each validator line: what the oracle and the daemon's source agree on."""
     if not text:
         return set()
-    return {f"{line.split("'")[1].rsplit('.', 1)[-1]}:{line.split("'")[-2]}" for line in text.split("\n")}
+    return {
+        f"{line.split("'")[1].rsplit('.', 1)[-1]}:{line.split("'")[-2]}"
+        for line in text.split("\n")
+    }
 
 
 def assert_agrees(oracle: Oracle, route_path: str, body: str, tenant_id: str = "t") -> None:
@@ -86,7 +93,9 @@ def assert_agrees(oracle: Oracle, route_path: str, body: str, tenant_id: str = "
     ours = bind(route.data_model, body.encode(), tenant_id, "application/json")
 
     assert (400 if ours.validation_errors else 200) == go["status"], body
-    assert error_fields("\n".join(ours.validation_errors)) == error_fields(go["validation_error"]), body
+    assert error_fields("\n".join(ours.validation_errors)) == error_fields(
+        go["validation_error"]
+    ), body
     assert {name: ours.values[name] for name in IDS} == {name: go["decoded"][name] for name in IDS}
     assert json.loads(encode_any(ours.values["context"])) == go["decoded"]["context"]
     assert json.loads(encode(ours.data, Struct(route.data_model))) == go["decoded"]["data"], body
@@ -101,9 +110,29 @@ def test_every_oracle_case_decodes_and_validates_as_go_does(
 
 JUNK = ['"', "{", "}", "[", ",", ":", "\\", "x", " ", "null", "1e400", "\\ud800"]
 ODD_VALUES = [None, True, 0, -1, 2**63, 1.5, "", "x", "llm", [], [1, "a", None], {}, {"a": 1}]
-FIELDS = ["app_id", "APP_ID", "user_id", "data", "provider", "model", "model_type", "stream",
-          "tools", "tool_choice", "prompt_messages", "texts", "docs", "top_n", "query",
-          "credentials", "plugin_state", "documents", "input_type", "voice", "content_text"]
+FIELDS = [
+    "app_id",
+    "APP_ID",
+    "user_id",
+    "data",
+    "provider",
+    "model",
+    "model_type",
+    "stream",
+    "tools",
+    "tool_choice",
+    "prompt_messages",
+    "texts",
+    "docs",
+    "top_n",
+    "query",
+    "credentials",
+    "plugin_state",
+    "documents",
+    "input_type",
+    "voice",
+    "content_text",
+]
 
 
 @st.composite
@@ -124,7 +153,11 @@ def mutated_bodies(draw: st.DrawFn) -> tuple[str, str]:
                 continue
             if not isinstance(document, dict):
                 continue
-            target = document["data"] if isinstance(document.get("data"), dict) and kind == 1 else document
+            target = (
+                document["data"]
+                if isinstance(document.get("data"), dict) and kind == 1
+                else document
+            )
             target[draw(st.sampled_from(FIELDS))] = draw(st.sampled_from(ODD_VALUES))
             body = json.dumps(document)
         elif body.endswith("}"):
@@ -134,7 +167,9 @@ def mutated_bodies(draw: st.DrawFn) -> tuple[str, str]:
 
 
 @pytest.mark.skipif(not oracle_cases(), reason="no oracle cases")
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(mutated_bodies())
 def test_mutated_bodies_decode_and_validate_as_go_does(
     oracle: Oracle, mutation: tuple[str, str]

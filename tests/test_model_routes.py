@@ -8,10 +8,10 @@ from typing import Any
 
 import httpx
 import pytest
-
 from dify_client import collect, envelopes
-from emulator.contract.routes import ROUTES
 from helpers import dispatch_headers, dispatch_url, payload
+
+from emulator.contract.routes import ROUTES
 
 REQUESTS = "github.com/langgenius/dify-plugin-daemon/pkg/entities/requests"
 SESSION_KEYS = {"app_id", "conversation_id", "message_id", "endpoint_id", "session_id", "user_id"}
@@ -28,7 +28,12 @@ def check_llm(chunks: list[Any]) -> None:
     assert session_in(chunks[0]["delta"]["message"]["content"])["app_id"] == "app-9f3c"
     assert all(chunk["prompt_messages"] == [] for chunk in chunks)
     assert list(chunks[1]["delta"]["message"]) == [
-        "role", "content", "name", "tool_calls", "tool_call_id", "opaque_body"
+        "role",
+        "content",
+        "name",
+        "tool_calls",
+        "tool_call_id",
+        "opaque_body",
     ]
     usage = chunks[-1]["delta"]["usage"]
     assert chunks[-1]["delta"]["finish_reason"] == "stop"
@@ -42,7 +47,13 @@ def check_embedding(chunks: list[Any]) -> None:
     assert model == "echo-embed" and session_in(session)["app_id"] == "app-9f3c"
     assert [len(vector) for vector in result["embeddings"]] == [4] * len(result["embeddings"])
     assert list(result["usage"]) == [
-        "tokens", "total_tokens", "unit_price", "price_unit", "total_price", "currency", "latency"
+        "tokens",
+        "total_tokens",
+        "unit_price",
+        "price_unit",
+        "total_price",
+        "currency",
+        "latency",
     ]
 
 

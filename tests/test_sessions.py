@@ -67,8 +67,14 @@ def test_the_plugin_line_is_the_daemons_sorted_flattened_map() -> None:
 
 def test_numbers_reach_the_plugin_as_float64_as_go_prints_them() -> None:
     request = bound_llm(
-        {"data": {"provider": "p", "model": "m", "model_type": "llm",
-                  "credentials": {"big": 9007199254740993, "tiny": 1e-7, "huge": 1e21}}}
+        {
+            "data": {
+                "provider": "p",
+                "model": "m",
+                "model_type": "llm",
+                "credentials": {"big": 9007199254740993, "tiny": 1e-7, "huge": 1e21},
+            }
+        }
     )
 
     data = json.loads(request_line(LLM, request, "s"))["data"]
@@ -90,7 +96,9 @@ def test_a_chunk_that_fails_the_response_type_ends_with_unmarshal_error() -> Non
 
 
 def test_a_chunk_of_the_wrong_type_ends_with_goes_decode_error() -> None:
-    item = read_session_message(ROUTES_BY_PATH["moderation/invoke"], session("stream", {"result": "yes"}))
+    item = read_session_message(
+        ROUTES_BY_PATH["moderation/invoke"], session("stream", {"result": "yes"})
+    )
 
     assert inner_error(item)["message"] == (
         "unmarshal json failed: json: cannot unmarshal string into Go struct field "
@@ -104,9 +112,15 @@ def test_a_valid_chunk_is_re_encoded_as_go_encodes_it() -> None:
         "delta": {
             "index": 0,
             "message": {"role": "assistant", "content": "<b>"},
-            "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3,
-                      "prompt_unit_price": "0.0010", "completion_unit_price": 1e-7,
-                      "currency": "USD", "latency": 0.5},
+            "usage": {
+                "prompt_tokens": 1,
+                "completion_tokens": 2,
+                "total_tokens": 3,
+                "prompt_unit_price": "0.0010",
+                "completion_unit_price": 1e-7,
+                "currency": "USD",
+                "latency": 0.5,
+            },
         },
     }
 
@@ -124,10 +138,22 @@ def test_end_closes_and_a_plugin_error_is_triple_encoded() -> None:
     assert read_session_message(LLM, session("end", {})) is END
 
     item = read_session_message(
-        LLM, session("error", {"message": "slow down", "error_type": "InvokeRateLimitError", "args": {"z": 1, "a": 2}})
+        LLM,
+        session(
+            "error",
+            {
+                "message": "slow down",
+                "error_type": "InvokeRateLimitError",
+                "args": {"z": 1, "a": 2},
+            },
+        ),
     )
 
-    assert inner_error(item) == {"args": {"a": 2, "z": 1}, "error_type": "InvokeRateLimitError", "message": "slow down"}
+    assert inner_error(item) == {
+        "args": {"a": 2, "z": 1},
+        "error_type": "InvokeRateLimitError",
+        "message": "slow down",
+    }
 
 
 @pytest.mark.parametrize("bad", [{"message": 5}, {"args": {str(n): n for n in range(11)}}])
@@ -147,7 +173,9 @@ def test_unknown_message_types_end_the_stream() -> None:
 
 
 def test_the_outer_layer_matches_keys_case_insensitively_like_go() -> None:
-    event = read_plugin_event('{"Session_ID":"s","EVENT":"session","data":{"type":"end","data":{}}}')
+    event = read_plugin_event(
+        '{"Session_ID":"s","EVENT":"session","data":{"type":"end","data":{}}}'
+    )
 
     assert event is not None and (event.session_id, event.event) == ("s", "session")
     assert read_plugin_event("not json") is None

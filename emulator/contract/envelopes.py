@@ -47,11 +47,11 @@ def success(data_json: str) -> str:
 
 
 def error(error_type: ErrorType, message: str) -> str:
-    inner = (
-        '{"message":' + encode_string(message) + ',"error_type":' + encode_string(error_type)
-    )
+    inner = '{"message":' + encode_string(message) + ',"error_type":' + encode_string(error_type)
     inner += ',"args":null}'
-    return '{"code":' + str(CODES[error_type]) + ',"message":' + encode_string(inner) + ',"data":null}'
+    return (
+        '{"code":' + str(CODES[error_type]) + ',"message":' + encode_string(inner) + ',"data":null}'
+    )
 
 
 def sorted_error(fields: dict[str, Any]) -> str:
@@ -67,4 +67,6 @@ def plugin_error(error_type: str, message: str, args: dict[str, Any] | None) -> 
 
 def stream_error(error_type: str, message: str) -> str:
     """An error the daemon raises itself inside a stream (no `args` in the inner object)."""
-    return error(ErrorType.PLUGIN_INVOKE, sorted_error({"error_type": error_type, "message": message}))
+    return error(
+        ErrorType.PLUGIN_INVOKE, sorted_error({"error_type": error_type, "message": message})
+    )

@@ -164,7 +164,7 @@ def _raw_decode_deep(text: str, start: int) -> tuple[Any, int]:
         threading.stack_size(stack_size)
     if "error" in outcome:
         raise outcome["error"]
-    return outcome["value"]  # type: ignore[no-any-return]
+    return outcome["value"]
 
 
 def _nesting_depth(text: str, start: int) -> int:
@@ -217,7 +217,7 @@ class GoDecoder:
                 self.fail(str(abort))
         elif document is not None:
             self._mismatch(Struct(cls), document, path, top_level=True)
-        return holder["value"]  # type: ignore[no-any-return]
+        return holder["value"]
 
     def decode_into(self, gotype: GoType, value: Any, holder: Any, key: Any, path: str) -> None:
         """Decodes `value` into `holder[key]`, merging into what is there as Go does."""
@@ -352,7 +352,9 @@ class GoDecoder:
         else:
             self._mismatch(Struct(cls), value, path)
 
-    def _fill_struct(self, cls: type[GoStruct], value: Obj, target: dict[str, Any], path: str) -> None:
+    def _fill_struct(
+        self, cls: type[GoStruct], value: Obj, target: dict[str, Any], path: str
+    ) -> None:
         exact, folded = _field_index(cls)
         seen: set[str] = set()
         self._structs.append(struct_name(cls))
@@ -416,9 +418,7 @@ class GoDecoder:
 
     def _overflow(self, literal: str, gotype: GoType, path: str) -> None:
         self.fail(self._type_error(f"number {literal}", gotype, path, literal=True))
-        self.warn(
-            WarningKind.NUMBER_OVERFLOW, path, f"{literal} does not fit a float64; dropped"
-        )
+        self.warn(WarningKind.NUMBER_OVERFLOW, path, f"{literal} does not fit a float64; dropped")
 
     def _null_kept(self, gotype: GoType, current: Any, path: str) -> None:
         zero = zero_value(gotype)
@@ -477,7 +477,9 @@ def _fold(name: str) -> str:
 
 
 def _member_path(path: str, name: str) -> str:
-    return f"{path}.{name}" if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) else f"{path}[{name!r}]"
+    return (
+        f"{path}.{name}" if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) else f"{path}[{name!r}]"
+    )
 
 
 def _json_kind(value: Any) -> str:
@@ -503,7 +505,13 @@ def _warning(kind: WarningKind, path: str, detail: str) -> ContractWarning:
 
 # Encoding ---------------------------------------------------------------------------------
 
-_HTML_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+_HTML_ESCAPES = {
+    "<": "\\u003c",
+    ">": "\\u003e",
+    "&": "\\u0026",
+    "\u2028": "\\u2028",
+    "\u2029": "\\u2029",
+}
 _HTML_UNSAFE = re.compile("[<>&\u2028\u2029]")
 
 
@@ -588,7 +596,11 @@ def encode_any(value: Any) -> str:
             items = sorted(value.items())
             return "{" + ",".join(f"{encode_string(k)}:{encode_any(v)}" for k, v in items) + "}"
         case dict():
-            return "{" + ",".join(f"{encode_string(k)}:{encode_any(v)}" for k, v in value.items()) + "}"
+            return (
+                "{"
+                + ",".join(f"{encode_string(k)}:{encode_any(v)}" for k, v in value.items())
+                + "}"
+            )
         case list() | tuple():
             return "[" + ",".join(encode_any(item) for item in value) + "]"
     raise TypeError(f"cannot encode {type(value).__name__}")

@@ -4,8 +4,9 @@ The daemon decodes and validates with Go's `encoding/json` and go-playground/val
 meanings hang on Go kinds (a nil slice is not an empty one; `required` on a struct is skipped)
 and on Go names (they appear in every 400 text). Each contract model is a `GoStruct`; its
 fields carry that Go meaning in `Annotated[..., Go(...)]` metadata, and Go's struct embedding
-is spelled as Python inheritance through `embed(...)`, so the models read like the Go source
-they mirror (langgenius/dify-plugin-daemon, pkg/entities).
+is spelled as Python inheritance, so the models read like the Go source
+they mirror (langgenius/dify-plugin-daemon, pkg/entities). `class T(A, B)` is `struct{A; B; ...}`:
+Go's field order comes from `layout`, never from pydantic's own field order.
 
 Kinds follow from annotations: `str`, `bool`, `int`, `float`, `Decimal`; `X | None` is a Go
 pointer, except `dict[str, Any] | None` (a map) and `list[X] | None` (a slice), whose nil is
@@ -14,6 +15,7 @@ their own zero; `Any` is an interface; `RawJSON` is `json.RawMessage`.
 
 from __future__ import annotations
 
+import inspect
 import types
 import typing
 from dataclasses import dataclass
@@ -48,15 +50,6 @@ class GoStruct(BaseModel):
 
     go_type_name: ClassVar[str | None] = None
     """The Go type name, when it differs from the class name."""
-
-
-def embed(*structs: type[GoStruct]) -> tuple[type[GoStruct], ...]:
-    """Bases that embed `structs` in Go order: `class T(*embed(A, B))` is `struct{A; B; ...}`.
-
-    Pydantic collects inherited fields from the last base to the first, so the bases are
-    reversed to keep the fields in Go's declaration order.
-    """
-    return tuple(reversed(structs))
 
 
 # Go kinds ---------------------------------------------------------------------------------
@@ -106,7 +99,13 @@ STRING, BOOL, INT, FLOAT64, DECIMAL = (
     Scalar("float64"),
     Scalar("decimal"),
 )
-_SCALARS: dict[object, Scalar] = {str: STRING, bool: BOOL, int: INT, float: FLOAT64, Decimal: DECIMAL}
+_SCALARS: dict[object, Scalar] = {
+    str: STRING,
+    bool: BOOL,
+    int: INT,
+    float: FLOAT64,
+    Decimal: DECIMAL,
+}
 
 
 def go_type_of(annotation: Any) -> GoType:
@@ -182,15 +181,15 @@ def struct_name(cls: type[GoStruct]) -> str:
 
 
 def embedded_structs(cls: type[GoStruct]) -> list[type[GoStruct]]:
-    bases = [b for b in cls.__bases__ if issubclass(b, GoStruct) and b is not GoStruct]
-    return list(reversed(bases))
+    """The structs `cls` embeds: its GoStruct bases, in the order they are written."""
+    return [base for base in cls.__bases__ if issubclass(base, GoStruct) and base is not GoStruct]
 
 
 @cache
 def layout(cls: type[GoStruct]) -> tuple[Member, ...]:
     """The struct's members in Go declaration order: embedded structs first, then own fields."""
     members: list[Member] = [Embedded(base) for base in embedded_structs(cls)]
-    own = cls.__dict__.get("__annotations__", {})
+    own = inspect.get_annotations(cls)
     for json_name, info in cls.model_fields.items():
         if json_name not in own:
             continue

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from emulator.contract.findings import WarningKind
 from emulator.contract.gojson import DecodeAborted, GoDecoder, parse_value
-from emulator.contract.gotypes import Go, GoStruct, RawJSON, Slice, Struct, StructValue, embed
+from emulator.contract.gotypes import Go, GoStruct, RawJSON, Slice, Struct, StructValue
 
 MODEL_TYPES = (
     "llm",
@@ -158,7 +158,7 @@ class InvokeLLMSchema(GoStruct):
     stream: bool = False
 
 
-class RequestInvokeLLM(*embed(BaseRequestInvokeModel, Credentials, InvokeLLMSchema)):  # type: ignore[misc]
+class RequestInvokeLLM(BaseRequestInvokeModel, Credentials, InvokeLLMSchema):
     model_type: Annotated[str, Go(validate="required,model_type,eq=llm")] = ""
 
 
@@ -167,9 +167,7 @@ class InvokeTextEmbeddingSchema(GoStruct):
     input_type: Annotated[str, Go(validate="required")] = ""
 
 
-class RequestInvokeTextEmbedding(  # type: ignore[misc]
-    *embed(BaseRequestInvokeModel, Credentials, InvokeTextEmbeddingSchema)
-):
+class RequestInvokeTextEmbedding(BaseRequestInvokeModel, Credentials, InvokeTextEmbeddingSchema):
     model_type: Annotated[str, Go(validate="required,model_type,eq=text-embedding")] = ""
 
 
@@ -180,7 +178,7 @@ class InvokeRerankSchema(GoStruct):
     top_n: Annotated[int, Go("TopN")] = 0
 
 
-class RequestInvokeRerank(*embed(BaseRequestInvokeModel, Credentials, InvokeRerankSchema)):  # type: ignore[misc]
+class RequestInvokeRerank(BaseRequestInvokeModel, Credentials, InvokeRerankSchema):
     model_type: Annotated[str, Go(validate="required,model_type,eq=rerank")] = ""
 
 
@@ -191,8 +189,8 @@ class InvokeMultimodalRerankSchema(GoStruct):
     top_n: Annotated[int, Go("TopN")] = 0
 
 
-class RequestInvokeMultimodalRerank(  # type: ignore[misc]
-    *embed(BaseRequestInvokeModel, Credentials, InvokeMultimodalRerankSchema)
+class RequestInvokeMultimodalRerank(
+    BaseRequestInvokeModel, Credentials, InvokeMultimodalRerankSchema
 ):
     model_type: Annotated[str, Go(validate="required")] = ""
 
@@ -202,8 +200,8 @@ class InvokeMultimodalEmbeddingSchema(GoStruct):
     input_type: Annotated[str, Go(validate="required,oneof=document query")] = ""
 
 
-class RequestInvokeMultimodalEmbedding(  # type: ignore[misc]
-    *embed(BaseRequestInvokeModel, Credentials, InvokeMultimodalEmbeddingSchema)
+class RequestInvokeMultimodalEmbedding(
+    BaseRequestInvokeModel, Credentials, InvokeMultimodalEmbeddingSchema
 ):
     model_type: Annotated[str, Go(validate="required")] = ""
 
@@ -214,7 +212,7 @@ class InvokeTTSSchema(GoStruct):
     tenant_id: Annotated[str, Go("TenantID", validate="required")] = ""
 
 
-class RequestInvokeTTS(*embed(BaseRequestInvokeModel, Credentials, InvokeTTSSchema)):  # type: ignore[misc]
+class RequestInvokeTTS(BaseRequestInvokeModel, Credentials, InvokeTTSSchema):
     model_type: Annotated[str, Go(validate="required,model_type,eq=tts")] = ""
 
 
@@ -223,9 +221,7 @@ class InvokeSpeech2TextSchema(GoStruct):
     """Hex of the audio bytes."""
 
 
-class RequestInvokeSpeech2Text(  # type: ignore[misc]
-    *embed(BaseRequestInvokeModel, Credentials, InvokeSpeech2TextSchema)
-):
+class RequestInvokeSpeech2Text(BaseRequestInvokeModel, Credentials, InvokeSpeech2TextSchema):
     model_type: Annotated[str, Go(validate="required,model_type,eq=speech2text")] = ""
 
 
@@ -233,44 +229,42 @@ class InvokeModerationSchema(GoStruct):
     text: Annotated[str, Go(validate="required")] = ""
 
 
-class RequestInvokeModeration(  # type: ignore[misc]
-    *embed(BaseRequestInvokeModel, Credentials, InvokeModerationSchema)
-):
+class RequestInvokeModeration(BaseRequestInvokeModel, Credentials, InvokeModerationSchema):
     model_type: Annotated[str, Go(validate="required,model_type,eq=moderation")] = ""
 
 
-class RequestValidateProviderCredentials(*embed(Credentials)):  # type: ignore[misc]
+class RequestValidateProviderCredentials(Credentials):
     provider: Annotated[str, Go(validate="required")] = ""
 
 
-class RequestValidateModelCredentials(*embed(BaseRequestInvokeModel, Credentials)):  # type: ignore[misc]
+class RequestValidateModelCredentials(BaseRequestInvokeModel, Credentials):
     model_type: Annotated[str, Go(validate="required,model_type")] = ""
 
 
-class RequestGetTTSModelVoices(*embed(BaseRequestInvokeModel, Credentials)):  # type: ignore[misc]
+class RequestGetTTSModelVoices(BaseRequestInvokeModel, Credentials):
     model_type: Annotated[str, Go(validate="required,model_type,eq=tts")] = ""
     language: Annotated[str, Go(validate="omitempty")] = ""
 
 
-class RequestGetTextEmbeddingNumTokens(*embed(BaseRequestInvokeModel, Credentials)):  # type: ignore[misc]
+class RequestGetTextEmbeddingNumTokens(BaseRequestInvokeModel, Credentials):
     model_type: Annotated[str, Go(validate="required,model_type,eq=text-embedding")] = ""
     texts: Annotated[list[str] | None, Go(validate="required,dive")] = None
 
 
-class RequestGetLLMNumTokens(*embed(BaseRequestInvokeModel, Credentials)):  # type: ignore[misc]
+class RequestGetLLMNumTokens(BaseRequestInvokeModel, Credentials):
     model_type: Annotated[str, Go(validate="required,model_type,eq=llm")] = ""
     prompt_messages: Annotated[list[PromptMessage] | None, Go(validate="omitempty,dive")] = None
     tools: Annotated[list[PromptMessageTool] | None, Go(validate="omitempty,dive")] = None
 
 
-class RequestGetAIModelSchema(*embed(BaseRequestInvokeModel, Credentials)):  # type: ignore[misc]
+class RequestGetAIModelSchema(BaseRequestInvokeModel, Credentials):
     model_type: Annotated[str, Go(validate="required,model_type")] = ""
 
 
-class RequestStartPolling(*embed(RequestInvokeLLM)):  # type: ignore[misc]
+class RequestStartPolling(RequestInvokeLLM):
     pass
 
 
-class RequestCheckPolling(*embed(BaseRequestInvokeModel, Credentials)):  # type: ignore[misc]
+class RequestCheckPolling(BaseRequestInvokeModel, Credentials):
     model_type: Annotated[str, Go(validate="required,model_type,eq=llm")] = ""
     plugin_state: Annotated[dict[str, Any] | None, Go(validate="required,min=1")] = None

@@ -143,14 +143,18 @@ def _size(value: Any) -> float:
 
 def _is_parameter_rule(rule: dict[str, Any]) -> bool:
     """Without use_template, a parameter rule needs its own label and type."""
-    return rule["use_template"] is not None or (rule["label"] is not None and rule["type"] is not None)
+    return rule["use_template"] is not None or (
+        rule["label"] is not None and rule["type"] is not None
+    )
 
 
 def _is_prompt_message_content(value: Any) -> bool:
     if isinstance(value, str):
         return True
     if isinstance(value, list):
-        return all(not validate(PromptMessageContent, part, "PromptMessageContent") for part in value)
+        return all(
+            not validate(PromptMessageContent, part, "PromptMessageContent") for part in value
+        )
     return False
 
 

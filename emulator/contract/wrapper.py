@@ -15,7 +15,7 @@ from pydantic import create_model
 
 from emulator.contract.findings import ContractWarning, WarningKind
 from emulator.contract.gojson import GoDecoder, parse_document
-from emulator.contract.gotypes import Go, GoStruct, embed
+from emulator.contract.gotypes import Go, GoStruct
 from emulator.contract.validation import validate
 
 REQUESTS_PACKAGE = "github.com/langgenius/dify-plugin-daemon/pkg/entities/requests"
@@ -44,11 +44,12 @@ _WRAPPER_FIELDS: dict[str, Any] = {
 @cache
 def wrapper_for(data_model: type[GoStruct]) -> type[GoStruct]:
     """`InvokePluginRequest[T]` for one route's data type, named as Go names the instantiation."""
-    model: type[GoStruct] = create_model(  # type: ignore[call-overload]
+    data: Any = (Annotated[data_model, Go(validate="required")], data_model())
+    model: type[GoStruct] = create_model(
         f"InvokePluginRequest[{data_model.__name__}]",
-        __base__=embed(InvokePluginUserIdentity, BasePluginIdentifier),
+        __base__=(InvokePluginUserIdentity, BasePluginIdentifier),
         **_WRAPPER_FIELDS,
-        data=(Annotated[data_model, Go(validate="required")], data_model()),
+        data=data,
     )
     model.go_type_name = f"InvokePluginRequest[{REQUESTS_PACKAGE}.{data_model.__name__}]"
     return model
@@ -65,7 +66,8 @@ class BoundRequest:
 
     @property
     def data(self) -> dict[str, Any]:
-        return self.values["data"]  # type: ignore[no-any-return]
+        data: dict[str, Any] = self.values["data"]
+        return data
 
 
 def bind(
@@ -114,7 +116,10 @@ def _ignored_wrapper_fields(values: dict[str, Any], tenant_id: str) -> list[Cont
                 f"the path's tenant {tenant_id!r} replaces {values['tenant_id']!r}",
             )
         )
-    for name, source in (("plugin_id", "the X-Plugin-ID header"), ("unique_identifier", "the installation")):
+    for name, source in (
+        ("plugin_id", "the X-Plugin-ID header"),
+        ("unique_identifier", "the installation"),
+    ):
         if values[name]:
             found.append(
                 ContractWarning(

@@ -42,7 +42,6 @@ from contextvars import Context, copy_context
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 from emulator.runtime import sdk
 

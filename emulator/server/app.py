@@ -66,7 +66,10 @@ def json_answer(status: int, body: str, headers: list[tuple[str, str]] = ()) -> 
 
 
 def error_answer(
-    status: int, error_type: ErrorType, message: str, headers: list[tuple[str, str]] = ()  # type: ignore[assignment]
+    status: int,
+    error_type: ErrorType,
+    message: str,
+    headers: list[tuple[str, str]] = (),  # type: ignore[assignment]
 ) -> Response:
     return json_answer(status, envelopes.error(error_type, message), headers)
 
@@ -93,7 +96,9 @@ def health_body(plugins: PluginSet) -> str:
 async def _no_route(request: Request, exc: StarletteHTTPException) -> Response:
     path = request.url.path
     if path.endswith("/") and path != "/" and _is_route(request.app, path.rstrip("/")):
-        return RedirectResponse(path.rstrip("/"), status_code=301 if request.method == "GET" else 307)
+        return RedirectResponse(
+            path.rstrip("/"), status_code=301 if request.method == "GET" else 307
+        )
     return json_answer(404, envelopes.NO_ROUTE)
 
 

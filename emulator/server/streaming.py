@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
+
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -96,7 +97,7 @@ class EventStream(Response):
         self.status_code = 200
         self.background = None
         self._items = items
-        self._headers = headers
+        self._extra_headers = headers
         self._after_close: list[Callable[[], None]] = []
         self.items_sent = 0
 
@@ -134,7 +135,7 @@ class EventStream(Response):
 
     async def _start(self, send: Send) -> None:
         headers = [(b"content-type", self.media_type.encode())]
-        headers += [(name.encode(), value.encode()) for name, value in self._headers]
+        headers += [(name.encode(), value.encode()) for name, value in self._extra_headers]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
 
 
