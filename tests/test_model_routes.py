@@ -198,3 +198,19 @@ def test_a_missing_required_field_gets_the_daemons_400(client: httpx.Client, rou
         f"Key: 'InvokePluginRequest[{REQUESTS}.{key}' "
         f"Error:Field validation for '{go_field}' failed on the 'required' tag"
     )
+
+
+@pytest.mark.parametrize(
+    "route", ["model/validate_provider_credentials", "model/validate_model_credentials"]
+)
+def test_refused_credentials_reach_dify_as_the_plugins_error(
+    client: httpx.Client, route: str
+) -> None:
+    body = payload(route)
+    body["data"]["credentials"] = {"api_key": "bad"}
+
+    chunks, error = collect(post(client, route, body).text)
+
+    assert chunks == []
+    assert error is not None and error.error_type == "CredentialsValidateFailedError"
+    assert "api_key 'bad' is rejected" in error.message

@@ -3,7 +3,7 @@ import json
 import time
 from collections.abc import Generator, Mapping
 
-from dify_plugin import LargeLanguageModel, get_current_session
+from dify_plugin import LargeLanguageModel
 from dify_plugin.entities.model.llm import (
     LLMPollingResult,
     LLMPollingStatus,
@@ -19,16 +19,10 @@ from dify_plugin.entities.model.message import (
     PromptMessageTool,
 )
 from dify_plugin.errors.model import (
-    CredentialsValidateFailedError,
     InvokeError,
     InvokeRateLimitError,
 )
-
-
-def _session(user: str | None) -> dict:
-    session = get_current_session()
-    keys = ("app_id", "conversation_id", "message_id", "endpoint_id", "session_id")
-    return {**{key: getattr(session, key, None) for key in keys}, "user_id": user}
+from models.common import EchoCredentials, session_seen
 
 
 def _reply_words(prompt_messages: list[PromptMessage], chunks: int | None) -> list[str]:
@@ -59,7 +53,7 @@ def _pause(delay_ms: int) -> None:
         time.sleep(delay_ms / 1000)
 
 
-class EchoLargeLanguageModel(LargeLanguageModel):
+class EchoLargeLanguageModel(EchoCredentials, LargeLanguageModel):
     def _invoke(
         self,
         model: str,
@@ -72,7 +66,7 @@ class EchoLargeLanguageModel(LargeLanguageModel):
         user: str | None = None,
     ) -> LLMResult | Generator[LLMResultChunk, None, None]:
         words = _reply_words(prompt_messages, model_parameters.get("chunks"))
-        head = json.dumps(_session(user)) + "\n"
+        head = json.dumps(session_seen(user)) + "\n"
         if stream:
             return self._stream(
                 model, credentials, prompt_messages, head, words, model_parameters
@@ -140,7 +134,7 @@ class EchoLargeLanguageModel(LargeLanguageModel):
     ) -> LLMPollingResult:
         text = " ".join(_reply_words(prompt_messages, None))
         job = "job-" + hashlib.sha256(text.encode()).hexdigest()[:12]
-        state = {"job": job, "polls": 0, "app_id": _session(user)["app_id"]}
+        state = {"job": job, "polls": 0, "app_id": session_seen(user)["app_id"]}
         return LLMPollingResult(
             status=LLMPollingStatus.RUNNING,
             plugin_state=state,
@@ -154,7 +148,7 @@ class EchoLargeLanguageModel(LargeLanguageModel):
         plugin_state: dict,
         user: str | None = None,
     ) -> LLMPollingResult:
-        echo = {"plugin_state": plugin_state, "session": _session(user)}
+        echo = {"plugin_state": plugin_state, "session": session_seen(user)}
         message = AssistantPromptMessage(content=json.dumps(echo))
         result = LLMResult(model=model, message=message, usage=LLMUsage.empty_usage())
         return LLMPollingResult(status=LLMPollingStatus.SUCCEEDED, result=result)
@@ -167,10 +161,6 @@ class EchoLargeLanguageModel(LargeLanguageModel):
         tools: list[PromptMessageTool] | None = None,
     ) -> int:
         return sum(len(m.get_text_content().split()) for m in prompt_messages)
-
-    def validate_credentials(self, model: str, credentials: Mapping) -> None:
-        if credentials.get("api_key") == "bad":
-            raise CredentialsValidateFailedError("echo: api_key 'bad' is rejected")
 
     @property
     def _invoke_error_mapping(self) -> dict[type[InvokeError], list[type[Exception]]]:

@@ -1,20 +1,14 @@
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
-from dify_plugin import RerankModel, get_current_session
+from dify_plugin import RerankModel
 from dify_plugin.entities.model.rerank import (
     MultiModalRerankResult,
     RerankDocument,
     RerankResult,
 )
 from dify_plugin.entities.model.text_embedding import MultiModalContent
-from dify_plugin.errors.model import CredentialsValidateFailedError, InvokeError
-
-
-def _session(user: str | None) -> dict:
-    session = get_current_session()
-    keys = ("app_id", "conversation_id", "message_id", "endpoint_id", "session_id")
-    return {**{key: getattr(session, key, None) for key in keys}, "user_id": user}
+from models.common import EchoCredentials, session_seen
 
 
 def _rank(
@@ -33,7 +27,7 @@ def _rank(
     return ranked[:top_n] if top_n else ranked
 
 
-class EchoRerankModel(RerankModel):
+class EchoRerankModel(EchoCredentials, RerankModel):
     def _invoke(
         self,
         model: str,
@@ -45,7 +39,7 @@ class EchoRerankModel(RerankModel):
         user: str | None = None,
     ) -> RerankResult:
         return RerankResult(
-            model=f"{model} {json.dumps(_session(user))}",
+            model=f"{model} {json.dumps(session_seen(user))}",
             docs=_rank(query, docs, score_threshold, top_n),
         )
 
@@ -61,14 +55,6 @@ class EchoRerankModel(RerankModel):
     ) -> MultiModalRerankResult:
         contents = [doc.content for doc in docs]
         return MultiModalRerankResult(
-            model=f"{model} {json.dumps(_session(user))}",
+            model=f"{model} {json.dumps(session_seen(user))}",
             docs=_rank(query.content, contents, score_threshold, top_n),
         )
-
-    def validate_credentials(self, model: str, credentials: Mapping) -> None:
-        if credentials.get("api_key") == "bad":
-            raise CredentialsValidateFailedError("echo: api_key 'bad' is rejected")
-
-    @property
-    def _invoke_error_mapping(self) -> dict[type[InvokeError], list[type[Exception]]]:
-        return {}

@@ -1,9 +1,8 @@
 import hashlib
 import json
-from collections.abc import Mapping
 from decimal import Decimal
 
-from dify_plugin import TextEmbeddingModel, get_current_session
+from dify_plugin import TextEmbeddingModel
 from dify_plugin.entities.model import EmbeddingInputType
 from dify_plugin.entities.model.text_embedding import (
     EmbeddingUsage,
@@ -11,13 +10,7 @@ from dify_plugin.entities.model.text_embedding import (
     MultiModalEmbeddingResult,
     TextEmbeddingResult,
 )
-from dify_plugin.errors.model import CredentialsValidateFailedError, InvokeError
-
-
-def _session(user: str | None) -> dict:
-    session = get_current_session()
-    keys = ("app_id", "conversation_id", "message_id", "endpoint_id", "session_id")
-    return {**{key: getattr(session, key, None) for key in keys}, "user_id": user}
+from models.common import EchoCredentials, session_seen
 
 
 def _vector(text: str) -> list[float]:
@@ -41,7 +34,7 @@ def _usage(texts: list[str]) -> EmbeddingUsage:
     )
 
 
-class EchoTextEmbeddingModel(TextEmbeddingModel):
+class EchoTextEmbeddingModel(EchoCredentials, TextEmbeddingModel):
     def _invoke(
         self,
         model: str,
@@ -51,7 +44,7 @@ class EchoTextEmbeddingModel(TextEmbeddingModel):
         input_type: EmbeddingInputType = EmbeddingInputType.DOCUMENT,
     ) -> TextEmbeddingResult:
         return TextEmbeddingResult(
-            model=f"{model} {json.dumps(_session(user))}",
+            model=f"{model} {json.dumps(session_seen(user))}",
             embeddings=[_vector(text) for text in texts],
             usage=_usage(texts),
         )
@@ -66,7 +59,7 @@ class EchoTextEmbeddingModel(TextEmbeddingModel):
     ) -> MultiModalEmbeddingResult:
         contents = [document.content for document in documents]
         return MultiModalEmbeddingResult(
-            model=f"{model} {json.dumps(_session(user))}",
+            model=f"{model} {json.dumps(session_seen(user))}",
             embeddings=[_vector(content) for content in contents],
             usage=_usage(contents),
         )
@@ -75,11 +68,3 @@ class EchoTextEmbeddingModel(TextEmbeddingModel):
         self, model: str, credentials: dict, texts: list[str]
     ) -> list[int]:
         return [len(text.split()) for text in texts]
-
-    def validate_credentials(self, model: str, credentials: Mapping) -> None:
-        if credentials.get("api_key") == "bad":
-            raise CredentialsValidateFailedError("echo: api_key 'bad' is rejected")
-
-    @property
-    def _invoke_error_mapping(self) -> dict[type[InvokeError], list[type[Exception]]]:
-        return {}
