@@ -17,6 +17,7 @@ from typing import Any
 from emulator.contract import envelopes
 from emulator.contract.gojson import (
     GoDecoder,
+    RawMessage,
     encode,
     encode_any,
     encode_string,
@@ -78,8 +79,7 @@ class PluginEvent:
 
     event: str
     session_id: str
-    data: str | None
-    """The event's `data`, as JSON text."""
+    data: RawMessage | None
 
 
 def read_plugin_event(line: str) -> PluginEvent | None:
@@ -91,13 +91,13 @@ def read_plugin_event(line: str) -> PluginEvent | None:
     return PluginEvent(value["event"], value["session_id"], value["data"])
 
 
-def read_session_message(route: Route, data: str | None) -> Item | Closed | None:
+def read_session_message(route: Route, raw: RawMessage | None) -> Item | Closed | None:
     """What the daemon makes of one session message: an item, the end, or nothing at all."""
-    message, error = unmarshal(SessionMessage, parse_value(data or "null"))
+    message, error = unmarshal(SessionMessage, None if raw is None else raw.parsed)
     if error is not None:
         logger.error("unmarshal json failed, failed to parse session message: %s", error)
         return None
-    kind, data = message["type"], parse_value(message["data"])
+    kind, data = message["type"], message["data"].parsed
     if kind == "stream":
         return _stream_item(route.response_model, data)
     if kind == "end":

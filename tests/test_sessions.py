@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from emulator.contract.gojson import RawMessage, parse_value
 from emulator.contract.model import RequestInvokeLLM
 from emulator.contract.routes import ROUTES_BY_PATH
 from emulator.contract.wrapper import bind
@@ -19,8 +20,9 @@ def bound_llm(body: dict[str, Any]) -> dict[str, Any]:
     return bind(RequestInvokeLLM, json.dumps(body).encode(), "t", "application/json").values
 
 
-def session(kind: str, data: Any) -> str:
-    return json.dumps({"type": kind, "data": data})
+def session(kind: str, data: Any) -> RawMessage:
+    """A session message as the daemon holds it after reading the plugin's line."""
+    return RawMessage(parse_value(json.dumps({"type": kind, "data": data})))
 
 
 def inner_error(item: Item | Any) -> dict[str, Any]:

@@ -14,6 +14,7 @@ in Go's shortest form, `<`, `>` and `&` escaped.
 from __future__ import annotations
 
 import json
+import json.encoder
 import json.scanner
 import re
 import sys
@@ -38,6 +39,7 @@ from emulator.contract.gotypes import (
     StructValue,
     flat_fields,
     go_type_name,
+    hook,
     struct_name,
     zero_value,
 )
@@ -83,6 +85,25 @@ class Num:
 
     def __hash__(self) -> int:
         return hash(self.literal)
+
+
+class RawMessage:
+    """A json.RawMessage: a member kept as it came. Its text is made only when asked for."""
+
+    __slots__ = ("_text", "parsed")
+
+    def __init__(self, parsed: Any) -> None:
+        self.parsed = parsed
+        self._text: str | None = None
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._text = compact(self.parsed)
+        return self._text
+
+    def __repr__(self) -> str:
+        return f"RawMessage({self.text})"
 
 
 class GoMap(dict[str, Any]):
@@ -233,7 +254,7 @@ class GoDecoder:
             case Interface():
                 holder[key] = self._any(value, path)
             case Raw():
-                holder[key] = "null" if value is None else compact(value)
+                holder[key] = RawMessage(value)
             case Struct(cls=cls):
                 self._struct(cls, value, holder, key, path)
 
@@ -337,15 +358,15 @@ class GoDecoder:
         return value
 
     def _struct(self, cls: type[GoStruct], value: Any, holder: Any, key: Any, path: str) -> None:
-        unmarshal: Callable[..., dict[str, Any]] | None = getattr(cls, "go_unmarshal", None)
+        unmarshal: Callable[..., dict[str, Any]] | None = hook(cls, "go_unmarshal")
         if unmarshal is not None:
             holder[key] = unmarshal(self, value, path)
         elif value is None:
             self._null_kept(Struct(cls), holder[key], path)
         elif isinstance(value, Obj):
             self._fill_struct(cls, value, holder[key], path)
-            after_unmarshal: Callable[[dict[str, Any]], None] | None = getattr(
-                cls, "go_after_unmarshal", None
+            after_unmarshal: Callable[[dict[str, Any]], None] | None = hook(
+                cls, "go_after_unmarshal"
             )
             if after_unmarshal is not None:
                 after_unmarshal(holder[key])
@@ -515,8 +536,13 @@ _HTML_ESCAPES = {
 _HTML_UNSAFE = re.compile("[<>&\u2028\u2029]")
 
 
+_NEEDS_ESCAPING = re.compile('[\x00-\x1f"\\\\<>&\u2028\u2029]')
+
+
 def encode_string(text: str) -> str:
-    encoded = json.dumps(text, ensure_ascii=False)
+    if _NEEDS_ESCAPING.search(text) is None:
+        return f'"{text}"'
+    encoded: str = json.encoder.encode_basestring(text)  # type: ignore[attr-defined]
     return _HTML_UNSAFE.sub(lambda m: _HTML_ESCAPES[m.group()], encoded)
 
 
@@ -550,14 +576,14 @@ def encode(value: Any, gotype: GoType) -> str:
                 return "null"
             return "[" + ",".join(encode(item, elem) for item in value) + "]"
         case Raw():
-            return value or "null"
+            return "null" if value is None else value.text
         case Struct(cls=cls):
             return encode_struct(cls, value)
     return encode_any(value)
 
 
 def encode_struct(cls: type[GoStruct], value: dict[str, Any]) -> str:
-    marshal: Callable[[dict[str, Any]], str] | None = getattr(cls, "go_marshal", None)
+    marshal: Callable[[dict[str, Any]], str] | None = hook(cls, "go_marshal")
     if marshal is not None:
         return marshal(value)
     return "{" + ",".join(_encoded_members(cls, value)) + "}"
@@ -592,6 +618,8 @@ def encode_any(value: Any) -> str:
             return encode_string(value)
         case StructValue():
             return encode_struct(value.cls, value)
+        case RawMessage():
+            return value.text
         case GoMap():
             items = sorted(value.items())
             return "{" + ",".join(f"{encode_string(k)}:{encode_any(v)}" for k, v in items) + "}"

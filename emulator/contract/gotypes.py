@@ -20,7 +20,7 @@ import types
 import typing
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import cache
+from functools import cache, cached_property
 from typing import Annotated, Any, ClassVar, NewType, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict
@@ -167,6 +167,10 @@ class Field:
     validate: str
     omitempty: bool
 
+    @cached_property
+    def tags(self) -> list[str]:
+        return [tag for tag in self.validate.split(",") if tag]
+
 
 @dataclass(frozen=True)
 class Embedded:
@@ -174,6 +178,12 @@ class Embedded:
 
 
 Member = Field | Embedded
+
+
+@cache
+def hook(cls: type[GoStruct], name: str) -> Any:
+    """A struct's custom behaviour (go_unmarshal, go_marshal, ...), or None; looked up once."""
+    return getattr(cls, name, None)
 
 
 def struct_name(cls: type[GoStruct]) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from emulator.contract.findings import WarningKind
-from emulator.contract.gojson import DecodeAborted, GoDecoder, parse_value
+from emulator.contract.gojson import DecodeAborted, GoDecoder
 from emulator.contract.gotypes import Go, GoStruct, RawJSON, Slice, Struct, StructValue
 
 MODEL_TYPES = (
@@ -99,9 +99,9 @@ def _prompt_content(raw: dict[str, Any], path: str) -> tuple[Any, str | None]:
     """The content as the daemon decodes it (a string or a []PromptMessageContent), or an error."""
     if raw["role"] == "":
         return None, "role field is required"
-    if raw["content"] in (None, "null"):
+    if raw["content"] is None or raw["content"].parsed is None:
         return None, "content field is required"
-    value = parse_value(raw["content"])
+    value = raw["content"].parsed
     if isinstance(value, str):
         return value, None
     if not isinstance(value, list):

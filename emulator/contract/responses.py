@@ -157,10 +157,10 @@ class ModelPollingResult(GoStruct):
     @staticmethod
     def go_struct_errors(value: dict[str, Any]) -> list[tuple[str, str, str]]:
         """Each status needs its own companion field."""
-        status, result = value["status"], (value["result"] or "").strip()
+        status, result = value["status"], value["result"]
         if status == "running" and not value["plugin_state"]:
             return [("plugin_state", "plugin_state", "required_for_running")]
-        if status == "succeeded" and result in ("", "null"):
+        if status == "succeeded" and (result is None or result.parsed is None):
             return [("result", "result", "required_for_succeeded")]
         if status == "failed" and not value["error"].strip():
             return [("error", "error", "required_for_failed")]

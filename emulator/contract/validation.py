@@ -21,6 +21,7 @@ from emulator.contract.gotypes import (
     Pointer,
     Slice,
     Struct,
+    hook,
     layout,
     struct_name,
 )
@@ -51,11 +52,10 @@ def _struct(cls: type[GoStruct], value: dict[str, Any], namespace: str, errors: 
         if isinstance(member, Embedded):
             _struct(member.struct, value, f"{namespace}.{struct_name(member.struct)}", errors)
         else:
-            tags = [tag for tag in member.validate.split(",") if tag]
             key = f"{namespace}.{member.go_name}"
-            _field(member.gotype, value[member.json_name], tags, key, member.go_name, errors)
-    struct_rule: Callable[[dict[str, Any]], list[tuple[str, str, str]]] | None = getattr(
-        cls, "go_struct_errors", None
+            _field(member.gotype, value[member.json_name], member.tags, key, member.go_name, errors)
+    struct_rule: Callable[[dict[str, Any]], list[tuple[str, str, str]]] | None = hook(
+        cls, "go_struct_errors"
     )
     if struct_rule is not None:
         for name, field, tag in struct_rule(value):

@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from emulator.contract import envelopes
+from emulator.contract.gojson import RawMessage
 from emulator.contract.routes import Route
 from emulator.runtime import StreamClosed
 from emulator.sessions import Closed, Item, PluginEvent, read_plugin_event, read_session_message
@@ -34,7 +35,7 @@ class FrameBridge:
     def __init__(self, loop: asyncio.AbstractEventLoop, session_id: str) -> None:
         self._loop = loop
         self._session_id = session_id
-        self._frames: asyncio.Queue[str | None] = asyncio.Queue()
+        self._frames: asyncio.Queue[RawMessage | None] = asyncio.Queue()
         self._room = threading.Semaphore(BUFFERED_FRAMES)
         self._closed = False
 
@@ -51,7 +52,7 @@ class FrameBridge:
             raise StreamClosed(self._session_id)
         self._loop.call_soon_threadsafe(self._frames.put_nowait, event.data)
 
-    async def next_frame(self) -> str | None:
+    async def next_frame(self) -> RawMessage | None:
         frame = await self._frames.get()
         self._room.release()
         return frame
