@@ -11,13 +11,13 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from helpers import FIXTURE_PLUGINS, KEY
 from starlette.testclient import TestClient
 
 from emulator.config import EXAMPLE_PLUGIN, Settings
 from emulator.runtime import import_sdk
 from emulator.runtime.registry import PluginSet
 from emulator.server.app import create_app
+from helpers import FIXTURE_PLUGINS, KEY
 
 import_sdk()  # on the main thread, before anything else can import the SDK
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from dify_client import items
 from helpers import dispatch_headers, dispatch_url, payload
 

@@ -10,12 +10,12 @@ from typing import Any
 
 import httpx
 import pytest
-from dify_client import DaemonError, collect, envelopes
-from helpers import KEY, dispatch_headers, dispatch_url, payload
 
+from dify_client import DaemonError, collect, envelopes
 from emulator.config import Settings
 from emulator.runtime.registry import PluginSet
 from emulator.server.app import create_app
+from helpers import KEY, dispatch_headers, dispatch_url, payload
 
 UNAUTHORIZED = {
     "code": -401,

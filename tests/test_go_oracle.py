@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import ROOT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -26,6 +25,7 @@ from emulator.contract.gojson import encode, encode_any
 from emulator.contract.gotypes import Struct
 from emulator.contract.routes import ROUTES_BY_PATH
 from emulator.contract.wrapper import bind
+from helpers import ROOT
 
 ORACLE_DIR = Path(os.environ.get("ORACLE_DIR", ROOT.parent / "shared" / "oracle"))
 ORACLE_BINARY = Path(os.environ.get("ORACLE_BUILD_DIR", "/tmp/oracle-build")) / "oracle"

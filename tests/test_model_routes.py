@@ -8,10 +8,10 @@ from typing import Any
 
 import httpx
 import pytest
-from dify_client import collect, envelopes
-from helpers import dispatch_headers, dispatch_url, payload
 
+from dify_client import collect, envelopes
 from emulator.contract.routes import ROUTES
+from helpers import dispatch_headers, dispatch_url, payload
 
 REQUESTS = "github.com/langgenius/dify-plugin-daemon/pkg/entities/requests"
 SESSION_KEYS = {"app_id", "conversation_id", "message_id", "endpoint_id", "session_id", "user_id"}
