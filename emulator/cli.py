@@ -10,7 +10,7 @@ from pathlib import Path
 
 import uvicorn
 
-from emulator.config import Settings
+from emulator.config import Settings, SettingsError
 from emulator.runtime import PluginLoadError, import_sdk
 from emulator.runtime.registry import PluginSet
 from emulator.server.app import create_app
@@ -24,13 +24,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command != "serve":
         parser.print_help()
         return 2
-    settings = Settings.from_env(
-        host=args.host,
-        port=args.port,
-        key=args.key,
-        strict=args.strict or None,
-        plugins=args.plugin,
-    )
+    try:
+        settings = Settings.from_env(
+            host=args.host,
+            port=args.port,
+            key=args.key,
+            strict=args.strict or None,
+            plugins=args.plugin,
+        )
+    except SettingsError as error:
+        parser.error(str(error))
     return serve(settings)
 
 

@@ -124,3 +124,26 @@ def test_the_wheel_carries_the_example_plugin(tmp_path: Path) -> None:
     assert not any(name.startswith(("tests/", "fixtures/")) for name in names)
     assert not any("__pycache__" in name or "_cache/" in name for name in names)
     assert FIXTURE_PLUGINS.name not in {name.split("/")[0] for name in names}
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [
+        (["--port", "99999"], {}, "port 99999 is not between 1 and 65535"),
+        ([], {"SERVER_PORT": "abc"}, "SERVER_PORT='abc' is not a valid int"),
+        ([], {"PLUGIN_MAX_EXECUTION_TIMEOUT": "-5"}, "must be positive, not -5.0"),
+    ],
+)
+def test_bad_settings_are_usage_errors_not_tracebacks(
+    argv: list[str], env: dict[str, str], message: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "emulator", "serve", *argv],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=60,
+    )
+
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr

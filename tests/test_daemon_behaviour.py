@@ -15,7 +15,7 @@ from dify_client import DaemonError, collect, envelopes
 from emulator.config import Settings
 from emulator.runtime.registry import PluginSet
 from emulator.server.app import create_app
-from helpers import KEY, dispatch_headers, dispatch_url, payload
+from helpers import ECHO, KEY, dispatch_headers, dispatch_url, payload
 
 UNAUTHORIZED = {
     "code": -401,
@@ -290,3 +290,69 @@ def wait_for(condition: Any, seconds: float = 10) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.02)
+
+
+# Edges found by trying to break it ---------------------------------------------------------
+
+
+def test_an_empty_tenant_is_the_daemons_400_after_the_key_check(client: httpx.Client) -> None:
+    url = "/plugin//dispatch/llm/invoke"
+
+    no_key = client.post(url, content=json.dumps(llm_body()), headers={"X-Plugin-ID": ECHO})
+    no_tenant = client.post(url, content=json.dumps(llm_body()), headers=dispatch_headers())
+
+    assert no_key.status_code == 401
+    assert no_tenant.status_code == 400
+    assert nested_message(no_tenant)["message"] == "tenant_id is required"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("POST", dispatch_url("llm/invoke") + "/?x=1", 307),
+        ("GET", dispatch_url("llm/invoke") + "/", 404),
+        ("POST", dispatch_url("llm/invoke") + "//", 404),
+        ("POST", "/health/check/", 404),
+        ("GET", "/health/check/", 301),
+    ],
+)
+def test_trailing_slashes_redirect_only_where_gin_would(
+    client: httpx.Client, method: str, path: str, status: int
+) -> None:
+    response = client.request(method, path, headers=dispatch_headers(), follow_redirects=False)
+
+    assert response.status_code == status
+    if status == 307:
+        assert response.headers["location"].endswith(dispatch_url("llm/invoke") + "?x=1")
+
+
+@pytest.mark.parametrize("depth", [250, 2000])
+def test_a_body_too_deep_for_a_plugin_gets_an_envelope_and_the_server_keeps_serving(
+    client: httpx.Client, plugins: PluginSet, depth: int
+) -> None:
+    text = json.dumps(llm_body())
+    deep = text[:-1] + ', "context": {"x": ' + "[" * depth + "]" * depth + "}}"
+    skipped = text[:-1] + ', "junk": ' + "[" * depth + "]" * depth + "}"
+
+    too_deep = post(client, "llm/invoke", deep, dispatch_headers())
+    ignored = post(client, "llm/invoke", skipped, dispatch_headers())
+
+    assert too_deep.status_code == 500
+    error = nested_message(too_deep)
+    assert error["error_type"] == "PluginDaemonInternalServerError"
+    assert "killed by timeout" in error["message"]
+    assert collect(ignored.text)[1] is None  # an unknown key is skipped, however deep
+    assert plugins.active_requests == 0
+
+
+def test_warning_headers_are_bounded_in_number_and_length(client: httpx.Client) -> None:
+    body = llm_body(**{f"unknown_{n}": n for n in range(100)})
+    body["app_id"] = {"padding": "x" * 10_000}
+
+    warnings = post(client, "llm/invoke", body, dispatch_headers()).headers.get_list(
+        "x-emulator-warning"
+    )
+
+    assert len(warnings) == 17
+    assert warnings[-1] == "more_warnings $: 85 more not shown"
+    assert max(len(w) for w in warnings) <= 400

@@ -13,6 +13,7 @@ in Go's shortest form, `<`, `>` and `&` escaped.
 
 from __future__ import annotations
 
+import codecs
 import json
 import json.encoder
 import json.scanner
@@ -49,6 +50,16 @@ _INT64 = range(-(2**63), 2**63)
 _INTEGER_LITERAL = re.compile(r"-?(?:0|[1-9][0-9]*)")
 _LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
 _JSON_WHITESPACE = " \t\n\r"
+_GO_REPLACE = "emulator-go-replace"
+
+
+def _replace_each_byte(error: UnicodeError) -> tuple[str, int]:
+    """Go's decoder replaces every invalid byte on its own; Python's 'replace' groups them."""
+    assert isinstance(error, UnicodeDecodeError)
+    return "\ufffd" * (error.end - error.start), error.end
+
+
+codecs.register_error(_GO_REPLACE, _replace_each_byte)
 
 
 class Obj:
@@ -129,6 +140,7 @@ _DEEP_PARSER = json.JSONDecoder(
 )
 # The C scanner stops near 1500 levels whatever the recursion limit; Python's own does not.
 _DEEP_PARSER.scan_once = json.scanner.py_make_scanner(_DEEP_PARSER)  # type: ignore[attr-defined]
+_DEEP_PARSE_LOCK = threading.Lock()
 
 
 # Parsing ----------------------------------------------------------------------------------
@@ -136,9 +148,13 @@ _DEEP_PARSER.scan_once = json.scanner.py_make_scanner(_DEEP_PARSER)  # type: ign
 
 def parse_document(body: bytes, warnings: list[ContractWarning]) -> Any:
     """The first JSON value of `body` as Go's Decoder reads it, or NOTHING on a syntax error."""
-    text = body.decode("utf-8", errors="replace")
-    if "\ufffd" in text and b"\xef\xbf\xbd" not in body:
-        warnings.append(_warning(WarningKind.INVALID_UTF8, "$", "invalid UTF-8 became U+FFFD"))
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        text = body.decode("utf-8", errors=_GO_REPLACE)
+        warnings.append(
+            _warning(WarningKind.INVALID_UTF8, "$", "each invalid UTF-8 byte became U+FFFD")
+        )
     start = len(text) - len(text.lstrip(_JSON_WHITESPACE))
     try:
         value, end = _raw_decode(text, start)
@@ -161,31 +177,19 @@ def _raw_decode(text: str, start: int) -> tuple[Any, int]:
 
 
 def _raw_decode_deep(text: str, start: int) -> tuple[Any, int]:
-    """Go accepts nesting up to 10000 levels; Python's parser needs a bigger stack for that."""
+    """Go accepts nesting up to 10000 levels: past the C scanner, Python's own scanner goes on.
+
+    Its recursion is Python-to-Python, which needs a higher recursion limit but no C stack.
+    """
     if _nesting_depth(text, start) > GO_MAX_DEPTH:
         raise ValueError(f"exceeded max depth of {GO_MAX_DEPTH}")
-    outcome: dict[str, Any] = {}
-
-    def parse() -> None:
+    with _DEEP_PARSE_LOCK:
         limit = sys.getrecursionlimit()
-        sys.setrecursionlimit(max(limit, 4 * GO_MAX_DEPTH))
+        sys.setrecursionlimit(max(limit, 3 * GO_MAX_DEPTH))
         try:
-            outcome["value"] = _DEEP_PARSER.raw_decode(text, start)
-        except (ValueError, RecursionError) as error:
-            outcome["error"] = error
+            return _DEEP_PARSER.raw_decode(text, start)
         finally:
             sys.setrecursionlimit(limit)
-
-    stack_size = threading.stack_size(512 * 1024 * 1024)
-    try:
-        worker = threading.Thread(target=parse)
-        worker.start()
-        worker.join()
-    finally:
-        threading.stack_size(stack_size)
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
 
 
 def _nesting_depth(text: str, start: int) -> int:
@@ -236,7 +240,9 @@ class GoDecoder:
                 self.decode_into(Struct(cls), document, holder, "value", path)
             except DecodeAborted as abort:
                 self.fail(str(abort))
-        elif document is not None:
+        elif document is None:
+            self.warn(WarningKind.NULL_TO_ZERO, path, "the body is null: nothing is decoded")
+        else:
             self._mismatch(Struct(cls), document, path, top_level=True)
         return holder["value"]
 
@@ -269,7 +275,10 @@ class GoDecoder:
 
     def _scalar(self, gotype: Scalar, value: Any, current: Any, path: str) -> Any:
         if value is None:
-            self._null_kept(gotype, current, path)
+            # "" is how Go spells an absent string, so null into a string loses nothing: only
+            # numbers and booleans gain a value (Dify's top_n: null reaches a plugin as 0).
+            if gotype.kind != "string" or current != "":
+                self._null_kept(gotype, current, path)
             return current
         match gotype.kind, value:
             case "string", str():
@@ -303,7 +312,7 @@ class GoDecoder:
             self.warn(
                 WarningKind.ID_COERCED,
                 path,
-                f"expected a string or null, got {_json_kind(value)} {compact(value)}; "
+                f"expected a string or null, got {_json_kind(value)} {_excerpt(compact(value))}; "
                 f"the daemon forwards {json.dumps(holder[key])}",
             )
             return
@@ -503,6 +512,10 @@ def _member_path(path: str, name: str) -> str:
     )
 
 
+def _excerpt(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _json_kind(value: Any) -> str:
     match value:
         case None:
@@ -542,7 +555,7 @@ _NEEDS_ESCAPING = re.compile('[\x00-\x1f"\\\\<>&\u2028\u2029]')
 def encode_string(text: str) -> str:
     if _NEEDS_ESCAPING.search(text) is None:
         return f'"{text}"'
-    encoded: str = json.encoder.encode_basestring(text)  # type: ignore[attr-defined]
+    encoded: str = json.encoder.encode_basestring(text)
     return _HTML_UNSAFE.sub(lambda m: _HTML_ESCAPES[m.group()], encoded)
 
 

@@ -27,6 +27,11 @@ MODEL_TYPES = (
 PROMPT_MESSAGE_ROLES = ("system", "user", "assistant", "tool")
 PROMPT_MESSAGE_CONTENT_TYPES = ("text", "image", "audio", "video", "document")
 MULTIMODAL_CONTENT_TYPES = ("text", "image")
+GO_SPACE = (
+    "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
+    "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+"""What Go's strings.TrimSpace trims (Unicode White_Space); Python's strip() trims more."""
 MODEL_PARAMETER_TYPES = ("float", "int", "string", "boolean", "text")
 CONFIGURATE_METHODS = ("predefined-model", "customizable-model")
 
@@ -125,7 +130,7 @@ class ToolChoice(GoStruct):
     @staticmethod
     def go_struct_errors(value: dict[str, Any]) -> list[tuple[str, str, str]]:
         """The daemon's struct rule: mode `tool` needs a non-blank name."""
-        if value["mode"] == "tool" and not value["name"].strip():
+        if value["mode"] == "tool" and not value["name"].strip(GO_SPACE):
             return [("name", "name", "required_for_tool")]
         return []
 

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from emulator.contract.gojson import encode_members
 from emulator.contract.gotypes import Go, GoStruct, RawJSON, Struct, zero_value
-from emulator.contract.model import PromptMessage
+from emulator.contract.model import GO_SPACE, PromptMessage
 
 # llm.go -----------------------------------------------------------------------------------
 
@@ -162,7 +162,7 @@ class ModelPollingResult(GoStruct):
             return [("plugin_state", "plugin_state", "required_for_running")]
         if status == "succeeded" and (result is None or result.parsed is None):
             return [("result", "result", "required_for_succeeded")]
-        if status == "failed" and not value["error"].strip():
+        if status == "failed" and not value["error"].strip(GO_SPACE):
             return [("error", "error", "required_for_failed")]
         return []
 

@@ -7,6 +7,7 @@ validate. Only validation can reject.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Annotated, Any
@@ -99,11 +100,10 @@ def bind(
 
 
 def _binds_json(content_type: str | None) -> bool:
-    """gin binds JSON for exactly `application/json`, or with parameters on a POST."""
+    """gin binds JSON for a POST whose Content-Type, cut at its first space or `;`, is JSON."""
     if content_type is None:
         return False
-    media_type = content_type.split(";", 1)[0].strip()
-    return content_type == "application/json" or media_type == "application/json"
+    return re.split("[ ;]", content_type, maxsplit=1)[0] == "application/json"
 
 
 def _ignored_wrapper_fields(values: dict[str, Any], tenant_id: str) -> list[ContractWarning]:

@@ -1,9 +1,9 @@
 """The HTTP face of the daemon: one endpoint per row of the route table.
 
 Checks run in the daemon's order (internal/server: CheckingKey, FetchPluginInstallation, the
-controller's bind, the session): 401 wrong key, 400 no X-Plugin-ID, 404 plugin not installed,
-400 validation, then the stream. Every answer is a daemon envelope; anything unknown gets
-gin's NoRoute answer.
+controller's bind, the session): 401 wrong key, 400 no X-Plugin-ID, 400 empty tenant, 404
+plugin not installed, 400 validation, then the stream. Every answer is a daemon envelope;
+anything unknown gets gin's NoRoute answer.
 """
 
 from __future__ import annotations
@@ -11,12 +11,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import RedirectResponse
+from starlette.routing import Match
 
 from emulator.config import Settings
 from emulator.contract import envelopes
@@ -33,6 +36,26 @@ logger = logging.getLogger("emulator.server")
 
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 WARNING_HEADER = "X-Emulator-Warning"
+MAX_WARNING_HEADERS = 16
+MAX_WARNING_LENGTH = 400
+"""Warning headers are bounded: clients refuse answers with too many or too long headers."""
+BIND_IN_THREAD_FROM = 64 * 1024
+"""Bodies from this size are decoded off the event loop, so they do not stall other requests."""
+
+
+class _TenantConvertor(Convertor[str]):
+    """gin's `:tenant_id` also matches an empty segment; the daemon then answers 400."""
+
+    regex = "[^/]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("tenant", _TenantConvertor())
 
 
 def create_app(settings: Settings, plugins: PluginSet) -> FastAPI:
@@ -48,7 +71,7 @@ def create_app(settings: Settings, plugins: PluginSet) -> FastAPI:
     app.add_api_route("/health/check", _health, methods=["GET"])
     for route in ROUTES:
         app.add_api_route(
-            route.url_path,
+            route.url_path.replace("{tenant_id}", "{tenant_id:tenant}"),
             _dispatch_endpoint(route),
             methods=["POST"],
             name=route.action,
@@ -58,7 +81,7 @@ def create_app(settings: Settings, plugins: PluginSet) -> FastAPI:
     return app
 
 
-def json_answer(status: int, body: str, headers: list[tuple[str, str]] = ()) -> Response:  # type: ignore[assignment]
+def json_answer(status: int, body: str, headers: Sequence[tuple[str, str]] = ()) -> Response:
     response = Response(content=body.encode(), status_code=status)
     response.headers["content-type"] = JSON_CONTENT_TYPE
     response.raw_headers.extend((name.encode(), value.encode()) for name, value in headers)
@@ -94,23 +117,27 @@ def health_body(plugins: PluginSet) -> str:
 
 
 async def _no_route(request: Request, exc: StarletteHTTPException) -> Response:
+    """gin's NoRoute, after its trailing-slash redirect for a path served with that method."""
     path = request.url.path
-    if path.endswith("/") and path != "/" and _is_route(request.app, path.rstrip("/")):
-        return RedirectResponse(
-            path.rstrip("/"), status_code=301 if request.method == "GET" else 307
-        )
+    if path.endswith("/") and _is_route(request.app, path[:-1], request.method):
+        target = str(request.url.replace(path=path[:-1]))
+        return RedirectResponse(target, status_code=301 if request.method == "GET" else 307)
     return json_answer(404, envelopes.NO_ROUTE)
 
 
-def _is_route(app: FastAPI, path: str) -> bool:
-    scope = {"type": "http", "path": path, "method": "POST", "root_path": ""}
-    return any(route.matches(scope)[0].value != 0 for route in app.router.routes)
+def _is_route(app: FastAPI, path: str, method: str) -> bool:
+    scope = {"type": "http", "path": path, "method": method, "root_path": ""}
+    return any(route.matches(scope)[0] == Match.FULL for route in app.router.routes)
 
 
-def _dispatch_endpoint(route: Route) -> Callable[[Request, str], Awaitable[Response]]:
-    async def dispatch(request: Request, tenant_id: str) -> Response:
+def _dispatch_endpoint(route: Route) -> Callable[[Request], Awaitable[Response]]:
+    async def dispatch(request: Request) -> Response:
         started = time.perf_counter()
-        answer = await _dispatch(route, request, tenant_id)
+        try:
+            answer = await _dispatch(route, request, request.path_params["tenant_id"])
+        except Exception as error:
+            logger.exception("emulator error on %s", route.path)
+            answer = error_answer(500, ErrorType.INTERNAL, f"emulator error: {error!r}")
         if isinstance(answer, EventStream):
             answer.after_close(lambda: _log_request(route, request, answer, started))
         else:
@@ -128,18 +155,39 @@ async def _dispatch(route: Route, request: Request, tenant_id: str) -> Response:
     plugin_id = request.headers.get("x-plugin-id", "")
     if not plugin_id:
         return error_answer(400, ErrorType.BAD_REQUEST, "plugin_id is required")
+    if not tenant_id:
+        return error_answer(400, ErrorType.BAD_REQUEST, "tenant_id is required")
     plugin = plugins.get(plugin_id)
     if plugin is None:
         return error_answer(404, ErrorType.PLUGIN_NOT_FOUND, "plugin not found")
     body = await request.body()
-    bound = bind(route.data_model, body, tenant_id, request.headers.get("content-type"))
+    try:
+        bound = await _bind(route, body, tenant_id, request.headers.get("content-type"))
+    except RecursionError:
+        return error_answer(500, ErrorType.INTERNAL, TOO_DEEP)
     request.state.bound = bound
     if bound.validation_errors:
         message = "\n".join(bound.validation_errors)
         return error_answer(400, ErrorType.BAD_REQUEST, message, warning_headers(bound))
     if settings.strict and bound.warnings:
-        return error_answer(400, ErrorType.BAD_REQUEST, strict_message(bound.warnings))
+        message = strict_message(bound.warnings)
+        return error_answer(400, ErrorType.BAD_REQUEST, message, warning_headers(bound))
     return await _run_session(route, plugins, plugin, bound, settings)
+
+
+TOO_DEEP = (
+    "emulator: this body nests too deep to hand to a plugin. The real daemon decodes up to "
+    "10000 levels, but the plugin SDK's own reader refuses request lines nested about 200 "
+    "levels deep, so behind the daemon this request would end with 'killed by timeout'."
+)
+
+
+async def _bind(
+    route: Route, body: bytes, tenant_id: str, content_type: str | None
+) -> BoundRequest:
+    if len(body) < BIND_IN_THREAD_FROM:
+        return bind(route.data_model, body, tenant_id, content_type)
+    return await run_in_threadpool(bind, route.data_model, body, tenant_id, content_type)
 
 
 def strict_message(warnings: list[ContractWarning]) -> str:
@@ -152,8 +200,12 @@ async def _run_session(
 ) -> Response:
     session_id = new_session_id()
     bridge = FrameBridge(asyncio.get_running_loop(), session_id)
+    try:
+        plugin.start(request_line(route, bound.values, session_id), bridge.on_event)
+    except (RecursionError, ValueError):
+        # The SDK could not read the line (in practice: nested too deep for its parser).
+        return error_answer(500, ErrorType.INTERNAL, TOO_DEEP, warning_headers(bound))
     plugins.active_requests += 1
-    plugin.start(request_line(route, bound.values, session_id), bridge.on_event)
     headers = warning_headers(bound)
     if route.streamed:
         items = session_items(route, bridge, settings.max_execution_timeout)
@@ -190,13 +242,20 @@ async def _last_item_answer(
 
 
 def warning_headers(bound: BoundRequest) -> list[tuple[str, str]]:
-    return [(WARNING_HEADER, _header_value(str(warning))) for warning in bound.warnings]
+    shown = bound.warnings[:MAX_WARNING_HEADERS]
+    headers = [(WARNING_HEADER, _header_value(str(warning))) for warning in shown]
+    if hidden := len(bound.warnings) - len(shown):
+        headers.append((WARNING_HEADER, f"more_warnings $: {hidden} more not shown"))
+    return headers
 
 
 def _header_value(text: str) -> str:
     """Header-safe: printable ASCII only (a caller's key could carry anything)."""
     escaped = text.encode("ascii", "backslashreplace").decode("ascii")
-    return "".join(char if " " <= char <= "~" else f"\\x{ord(char):02x}" for char in escaped)
+    printable = "".join(char if " " <= char <= "~" else f"\\x{ord(char):02x}" for char in escaped)
+    if len(printable) > MAX_WARNING_LENGTH:
+        return printable[: MAX_WARNING_LENGTH - 3] + "..."
+    return printable
 
 
 def _log_request(route: Route, request: Request, answer: Response, started: float) -> None:
