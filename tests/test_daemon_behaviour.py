@@ -356,3 +356,24 @@ def test_warning_headers_are_bounded_in_number_and_length(client: httpx.Client) 
     assert len(warnings) == 17
     assert warnings[-1] == "more_warnings $: 85 more not shown"
     assert max(len(w) for w in warnings) <= 400
+
+
+def test_what_the_daemon_accepts_but_the_sdk_refuses_is_named(client: httpx.Client) -> None:
+    response = post(client, "llm/invoke", llm_body(credentials=None), dispatch_headers())
+
+    warnings = response.headers.get_list("x-emulator-warning")
+    assert any(
+        w.startswith(
+            "sdk_rejects $.data: accepted by the daemon, rejected by the SDK: "
+            "ModelInvokeLLMRequest refuses it: ValidationError"
+        )
+        for w in warnings
+    )
+    chunks, error = collect(response.text)
+    assert chunks == [] and error is not None and error.error_type == "ValidationError"
+
+
+def test_a_payload_the_sdk_accepts_carries_no_sdk_warning(client: httpx.Client) -> None:
+    for route in ("llm/invoke", "text_embedding/invoke", "model/polling/start"):
+        response = post(client, route, payload(route, with_app_id=True), dispatch_headers())
+        assert not any("sdk_rejects" in w for w in response.headers.get_list("x-emulator-warning"))

@@ -22,6 +22,7 @@ class WarningKind(StrEnum):
     BODY_IGNORED = "body_ignored"
     IGNORED_FIELD = "ignored_field"
     TENANT_OVERRIDDEN = "tenant_overridden"
+    SDK_REJECTS = "sdk_rejects"
 
 
 @dataclass(frozen=True)

@@ -144,6 +144,10 @@ class InProcessPlugin:
         )
         return cls(identity, directory, sdk_plugin, modules, sessions)
 
+    def request_rejection(self, request_line: str) -> str | None:
+        """Why the plugin's SDK would refuse to build this request, or None if it would not."""
+        return self._sdk_plugin.request_rejection(sdk.RequestEnvelope.parse(request_line).data)
+
     def start(self, request_line: str, on_event: EventCallback) -> RunningRequest:
         """Run one daemon request line in a new worker thread; frames go to ``on_event``.
 

@@ -30,6 +30,7 @@ import contextlib
 import functools
 import importlib
 import importlib.metadata
+import inspect
 import logging
 import os
 import sys
@@ -181,6 +182,21 @@ class SdkPlugin:
         """Summarise the model providers the SDK registered."""
         return [_summarise(config) for config in self._registration.models_configuration]
 
+    def request_rejection(self, data: dict[str, Any]) -> str | None:
+        """Why the SDK's own request class for this type and action refuses `data`, if it does.
+
+        The daemon forwards what its Go types accept; the SDK then builds the request with
+        pydantic, which can refuse it (null credentials, no `stop` key, ...).
+        """
+        for matches, request_class in self._plugin.request_classes:
+            if matches(data):
+                try:
+                    request_class(**data)
+                except Exception as error:
+                    return f"{request_class.__name__} refuses it: {type(error).__name__}: {error}"
+                return None
+        return f"no route for type {data.get('type')!r} and action {data.get('action')!r}"
+
     def execute(self, request: RequestEnvelope, sink: FrameSink) -> None:
         """Run one request in the calling thread and context, as an SDK worker does.
 
@@ -298,7 +314,19 @@ def _adapters() -> _Adapters:
             yield from ()
 
     class HeadlessPlugin(Plugin):  # type: ignore[misc, unused-ignore]
-        """The SDK's Plugin, remembering what its router returned for this request."""
+        """The SDK's Plugin, remembering its routes' request classes and what its router
+        returned for this request."""
+
+        def register_route(
+            self,
+            f: Callable[..., object],
+            filter: Callable[[dict[str, Any]], bool],
+            instance: object = None,
+        ) -> None:
+            super().register_route(f, filter, instance)
+            # The router builds each request as annotation(**data), from this parameter.
+            parameter = list(inspect.signature(f).parameters.values())[2 if instance else 1]
+            self.request_classes.append((filter, parameter.annotation))
 
         def dispatch(self, session: Any, data: dict[str, Any]) -> object | None:
             result: object = super().dispatch(session, data)
@@ -324,6 +352,7 @@ def _headless_plugin(
     plugin.plugin_executer = PluginExecutor(config, registration)
     IOServer.__init__(plugin, config, reader, default_writer)
     Router.__init__(plugin, reader, default_writer)
+    plugin.request_classes = []
     plugin._register_request_routes()
     return plugin
 

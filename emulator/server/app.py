@@ -24,7 +24,7 @@ from starlette.routing import Match
 from emulator.config import Settings
 from emulator.contract import envelopes
 from emulator.contract.envelopes import ErrorType
-from emulator.contract.findings import ContractWarning
+from emulator.contract.findings import ContractWarning, WarningKind
 from emulator.contract.gojson import GoMap, encode_any
 from emulator.contract.routes import ROUTES, Route
 from emulator.contract.wrapper import BoundRequest, bind
@@ -169,10 +169,26 @@ async def _dispatch(route: Route, request: Request, tenant_id: str) -> Response:
     if bound.validation_errors:
         message = "\n".join(bound.validation_errors)
         return error_answer(400, ErrorType.BAD_REQUEST, message, warning_headers(bound))
+    session_id = new_session_id()
+    try:
+        line = request_line(route, bound.values, session_id)
+        bound.warnings.extend(_sdk_rejection(plugin, line))
+    except (RecursionError, ValueError):
+        # The SDK could not read the line (in practice: nested too deep for its parser).
+        return error_answer(500, ErrorType.INTERNAL, TOO_DEEP, warning_headers(bound))
     if settings.strict and bound.warnings:
         message = strict_message(bound.warnings)
         return error_answer(400, ErrorType.BAD_REQUEST, message, warning_headers(bound))
-    return await _run_session(route, plugins, plugin, bound, settings)
+    return await _run_session(route, plugins, plugin, bound, line, session_id, settings)
+
+
+def _sdk_rejection(plugin: Any, line: str) -> list[ContractWarning]:
+    """The daemon forwards what Go accepts; the plugin's SDK may still refuse to build it."""
+    rejection = plugin.request_rejection(line)
+    if rejection is None:
+        return []
+    detail = f"accepted by the daemon, rejected by the SDK: {rejection}"
+    return [ContractWarning(WarningKind.SDK_REJECTS, "$.data", detail)]
 
 
 TOO_DEEP = (
@@ -196,15 +212,16 @@ def strict_message(warnings: list[ContractWarning]) -> str:
 
 
 async def _run_session(
-    route: Route, plugins: PluginSet, plugin: Any, bound: BoundRequest, settings: Settings
+    route: Route,
+    plugins: PluginSet,
+    plugin: Any,
+    bound: BoundRequest,
+    line: str,
+    session_id: str,
+    settings: Settings,
 ) -> Response:
-    session_id = new_session_id()
     bridge = FrameBridge(asyncio.get_running_loop(), session_id)
-    try:
-        plugin.start(request_line(route, bound.values, session_id), bridge.on_event)
-    except (RecursionError, ValueError):
-        # The SDK could not read the line (in practice: nested too deep for its parser).
-        return error_answer(500, ErrorType.INTERNAL, TOO_DEEP, warning_headers(bound))
+    plugin.start(line, bridge.on_event)
     plugins.active_requests += 1
     headers = warning_headers(bound)
     if route.streamed:
