@@ -24,5 +24,8 @@ def dispatch_headers(plugin_id: str = ECHO, key: str = KEY) -> dict[str, str]:
     return {"X-Api-Key": key, "X-Plugin-ID": plugin_id, "Content-Type": "application/json"}
 
 
-def dispatch_url(route: str, tenant_id: str = "tenant-1") -> str:
+TENANT = "5f0c8a9e-3b1d-4c7a-9e2f-6d4b1a8c7e30"
+
+
+def dispatch_url(route: str, tenant_id: str = TENANT) -> str:
     return f"/plugin/{tenant_id}/dispatch/{route}"

@@ -11,6 +11,7 @@ from emulator.contract.findings import WarningKind
 from emulator.contract.gojson import encode_float, encode_string, parse_document
 from emulator.contract.model import RequestInvokeLLM, RequestInvokeRerank
 from emulator.contract.wrapper import BoundRequest, bind
+from helpers import TENANT
 
 LLM_DATA = {"provider": "p", "model": "m", "model_type": "llm"}
 
@@ -23,7 +24,7 @@ def bound(
         if isinstance(body, bytes)
         else (body if isinstance(body, str) else json.dumps(body)).encode()
     )
-    return bind(model, raw, "t", kw.get("content_type", "application/json"))
+    return bind(model, raw, TENANT, kw.get("content_type", "application/json"))
 
 
 def kinds(request: BoundRequest) -> list[str]:
@@ -109,7 +110,7 @@ def test_null_into_a_string_is_silent_but_into_a_number_it_is_reported() -> None
 def test_the_body_is_read_only_for_gins_json_content_types(
     content_type: str | None, read: bool
 ) -> None:
-    request = bind(RequestInvokeLLM, json.dumps({"data": LLM_DATA}).encode(), "t", content_type)
+    request = bind(RequestInvokeLLM, json.dumps({"data": LLM_DATA}).encode(), TENANT, content_type)
 
     assert (request.validation_errors == []) is read
     assert (WarningKind.BODY_IGNORED in kinds(request)) is not read

@@ -23,6 +23,8 @@ class WarningKind(StrEnum):
     IGNORED_FIELD = "ignored_field"
     TENANT_OVERRIDDEN = "tenant_overridden"
     SDK_REJECTS = "sdk_rejects"
+    UNVALIDATED_ELEMENT = "unvalidated_element"
+    TENANT_NOT_UUID = "tenant_not_uuid"
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from emulator.contract.gotypes import (
     Pointer,
     Slice,
     Struct,
+    flat_fields,
     hook,
     layout,
     struct_name,
@@ -41,6 +42,25 @@ def validate(cls: type[GoStruct], value: dict[str, Any], namespace: str) -> list
     errors: list[str] = []
     _struct(cls, value, namespace, errors)
     return errors
+
+
+def unchecked_elements(cls: type[GoStruct], value: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    """Elements of struct slices the validator never checks (no `dive`) that would fail.
+
+    On llm/invoke the daemon forwards prompt messages with a bogus role or content type,
+    which llm/num_tokens would refuse. Each entry: the field's JSON path and the failures.
+    """
+    found = []
+    for field in flat_fields(cls):
+        items = value[field.json_name]
+        if not isinstance(field.gotype, Slice) or "dive" in field.tags or not items:
+            continue
+        element = field.gotype.elem
+        if isinstance(element, Struct):
+            for index, item in enumerate(items):
+                if errors := validate(element.cls, item, struct_name(element.cls)):
+                    found.append((f"{field.json_name}[{index}]", errors))
+    return found
 
 
 def error_line(key: str, field: str, tag: str) -> str:

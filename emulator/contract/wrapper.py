@@ -8,6 +8,7 @@ validate. Only validation can reject.
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Annotated, Any
@@ -17,7 +18,7 @@ from pydantic import create_model
 from emulator.contract.findings import ContractWarning, WarningKind
 from emulator.contract.gojson import GoDecoder, parse_document
 from emulator.contract.gotypes import Go, GoStruct
-from emulator.contract.validation import validate
+from emulator.contract.validation import unchecked_elements, validate
 
 REQUESTS_PACKAGE = "github.com/langgenius/dify-plugin-daemon/pkg/entities/requests"
 NULLABLE_IDS = ("conversation_id", "message_id", "app_id", "endpoint_id")
@@ -94,9 +95,39 @@ def bind(
             )
     warnings.extend(decoder.warnings)
     warnings.extend(_ignored_wrapper_fields(values, tenant_id))
+    warnings.extend(_unchecked_warnings(data_model, values["data"]))
     values["tenant_id"] = tenant_id
+    if not _is_uuid(tenant_id):
+        warnings.append(
+            ContractWarning(
+                WarningKind.TENANT_NOT_UUID,
+                "$.tenant_id",
+                f"the path's tenant {tenant_id!r} is not a UUID: the daemon's installation "
+                "lookup (a Postgres uuid column) would fail with a 500",
+            )
+        )
     namespace = wrapper.go_type_name or wrapper.__name__
     return BoundRequest(values, warnings, validate(wrapper, values, namespace))
+
+
+def _unchecked_warnings(data_model: type[GoStruct], data: dict[str, Any]) -> list[ContractWarning]:
+    return [
+        ContractWarning(
+            WarningKind.UNVALIDATED_ELEMENT,
+            f"$.data.{path}",
+            "forwarded unchecked on this route (no dive), though it fails: "
+            + "; ".join(error.split(" Error:")[1] for error in errors),
+        )
+        for path, errors in unchecked_elements(data_model, data)
+    ]
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _binds_json(content_type: str | None) -> bool:
