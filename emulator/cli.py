@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -11,6 +12,8 @@ from pathlib import Path
 import uvicorn
 
 from emulator.config import Settings, SettingsError
+from emulator.contract.diff import UnusableContract, as_json, diff, render
+from emulator.contract.export import write_contracts
 from emulator.runtime import PluginLoadError, import_sdk
 from emulator.runtime.registry import PluginSet
 from emulator.server.app import create_app
@@ -21,6 +24,8 @@ logger = logging.getLogger("emulator")
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command == "contracts":
+        return contracts(args)
     if args.command != "serve":
         parser.print_help()
         return 2
@@ -65,6 +70,21 @@ def serve(settings: Settings) -> int:
     return 0
 
 
+def contracts(args: argparse.Namespace) -> int:
+    """`contracts export` writes the JSON Schemas; `contracts diff` judges a change."""
+    if args.contracts_command == "export":
+        written = write_contracts(args.out)
+        print(f"wrote {len(written)} files to {args.out}")
+        return 0
+    try:
+        changes = diff(args.old, args.new)
+    except UnusableContract as error:
+        print(f"unusable contract: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(as_json(changes), indent=2) if args.json else render(changes))
+    return 1 if any(change.breaks for change in changes) else 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m emulator", description=__doc__)
     commands = parser.add_subparsers(dest="command")
@@ -84,6 +104,17 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--strict", action="store_true", help="answer 400 wherever the daemon would silently coerce"
     )
+    contract = commands.add_parser("contracts", help="the contract as JSON Schema")
+    contract_commands = contract.add_subparsers(dest="contracts_command", required=True)
+    export = contract_commands.add_parser("export", help="write the JSON Schemas")
+    export.add_argument("--out", type=Path, default=Path("contracts"), help="default: contracts/")
+    compare = contract_commands.add_parser(
+        "diff",
+        help="which side a change breaks; exit 0 nothing breaks, 1 something does, 2 bad input",
+    )
+    compare.add_argument("old", type=Path, help="the old contract folder")
+    compare.add_argument("new", type=Path, help="the new contract folder")
+    compare.add_argument("--json", action="store_true", help="print the changes as JSON")
     return parser
 
 

@@ -41,6 +41,9 @@ class Go:
     name: str | None = None
     validate: str = ""
     omitempty: bool = False
+    bound_from: str = "body"
+    """Where the daemon takes the value from: "body", "path" (the body's is overwritten) or
+    "nowhere" (the body's is ignored)."""
 
 
 class GoStruct(BaseModel):
@@ -166,6 +169,7 @@ class Field:
     gotype: GoType
     validate: str
     omitempty: bool
+    bound_from: str = "body"
 
     @cached_property
     def tags(self) -> list[str]:
@@ -211,6 +215,7 @@ def layout(cls: type[GoStruct]) -> tuple[Member, ...]:
                 gotype=go_type_of(info.annotation),
                 validate=go.validate,
                 omitempty=go.omitempty,
+                bound_from=go.bound_from,
             )
         )
     return tuple(members)

@@ -11,9 +11,9 @@ custom marshalers and decimal strings show on the wire.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
-from emulator.contract.gojson import encode_members
+from emulator.contract.gojson import encode_any, encode_members
 from emulator.contract.gotypes import Go, GoStruct, RawJSON, Struct, zero_value
 from emulator.contract.model import GO_SPACE, PromptMessage
 
@@ -47,10 +47,13 @@ class LLMResultChunk(GoStruct):
     system_fingerprint: Annotated[str, Go(validate="omitempty")] = ""
     delta: Annotated[LLMResultChunkDelta, Go(validate="required")] = LLMResultChunkDelta()
 
+    go_marshal_adds: ClassVar[dict[str, Any]] = {"prompt_messages": []}
+    """The daemon's MarshalJSON keeps old Dify happy with an always-empty prompt_messages."""
+
     @classmethod
     def go_marshal(cls, value: dict[str, Any]) -> str:
-        """The daemon's MarshalJSON keeps old Dify happy with an always-empty prompt_messages."""
-        return "{" + ",".join([*encode_members(cls, value), '"prompt_messages":[]']) + "}"
+        added = [f'"{name}":{encode_any(extra)}' for name, extra in cls.go_marshal_adds.items()]
+        return "{" + ",".join([*encode_members(cls, value), *added]) + "}"
 
 
 class LLMGetNumTokensResponse(GoStruct):

@@ -25,16 +25,16 @@ NULLABLE_IDS = ("conversation_id", "message_id", "app_id", "endpoint_id")
 
 
 class InvokePluginUserIdentity(GoStruct):
-    tenant_id: Annotated[str, Go("TenantId", validate="required")] = ""
+    tenant_id: Annotated[str, Go("TenantId", validate="required", bound_from="path")] = ""
     user_id: Annotated[str, Go("UserId")] = ""
 
 
 class BasePluginIdentifier(GoStruct):
-    plugin_id: Annotated[str, Go("PluginID")] = ""
+    plugin_id: Annotated[str, Go("PluginID", bound_from="nowhere")] = ""
 
 
 _WRAPPER_FIELDS: dict[str, Any] = {
-    "unique_identifier": (str, ""),
+    "unique_identifier": (Annotated[str, Go(bound_from="nowhere")], ""),
     "conversation_id": (Annotated[str | None, Go("ConversationID")], None),
     "message_id": (Annotated[str | None, Go("MessageID")], None),
     "app_id": (Annotated[str | None, Go("AppID")], None),

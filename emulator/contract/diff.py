@@ -1,0 +1,378 @@
+"""Which side a contract change breaks, in each direction.
+
+Two contract sets (folders written by `contracts export`) are compared route by route and
+member by member. Each change gets two verdicts:
+
+- old producer, new consumer: is what an old producer sends still accepted?
+- new producer, old consumer: is what a new producer sends accepted by an old consumer?
+
+For request bodies the producer is Dify and the consumer the daemon; for response items the
+producer is the daemon and the consumer Dify. An unknown member is ignored by the consumer
+(the daemon and Dify both drop it), so it never breaks by itself, but the verdict says it is
+dropped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ALL = None
+"""An enum of ALL means any value of the type."""
+
+
+class UnusableContract(Exception):
+    """A folder that is not a contract set (exit status 2)."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    breaks: bool
+    reason: str
+
+
+OK = False
+
+
+@dataclass(frozen=True)
+class Change:
+    route: str
+    part: str
+    """"request" or "response"."""
+    path: str
+    what: str
+    old_to_new: Verdict
+    new_to_old: Verdict
+
+    @property
+    def breaks(self) -> bool:
+        return self.old_to_new.breaks or self.new_to_old.breaks
+
+
+@dataclass
+class Member:
+    """What a schema says of one member: enough to judge a change."""
+
+    types: set[str] = field(default_factory=set)
+    values: set[str] | None = ALL
+    required: bool = False
+    min_length: int = 0
+
+
+PARTIES = {
+    "request": ("Dify", "daemon"),
+    "response": ("daemon", "Dify"),
+}
+
+
+def diff(old: Path, new: Path) -> list[Change]:
+    """Every change from the contract set in `old` to the one in `new`."""
+    old_routes, new_routes = _routes(old), _routes(new)
+    changes: list[Change] = []
+    for path in sorted(old_routes.keys() | new_routes.keys()):
+        if path not in new_routes:
+            changes.append(_route_removed(path))
+        elif path not in old_routes:
+            changes.append(_route_added(path))
+        else:
+            for part in ("request", "response"):
+                old_members = _members(old, old_routes[path][f"{part}_schema"])
+                new_members = _members(new, new_routes[path][f"{part}_schema"])
+                changes.extend(_member_changes(path, part, old_members, new_members))
+    return changes
+
+
+def render(changes: list[Change]) -> str:
+    if not changes:
+        return "no changes"
+    lines = []
+    for change in changes:
+        producer, consumer = PARTIES.get(change.part, ("producers", "consumers"))
+        lines.append(f"{change.route} {change.part} {change.path}: {change.what}")
+        lines.append(f"  old {producer} -> new {consumer}: {_word(change.old_to_new)}")
+        lines.append(f"  new {producer} -> old {consumer}: {_word(change.new_to_old)}")
+    broken = sum(change.breaks for change in changes)
+    lines.append(f"{len(changes)} change(s), {broken} breaking")
+    return "\n".join(lines)
+
+
+def as_json(changes: list[Change]) -> list[dict[str, Any]]:
+    return [
+        {
+            "route": c.route,
+            "part": c.part,
+            "path": c.path,
+            "what": c.what,
+            "old_to_new": {"breaks": c.old_to_new.breaks, "reason": c.old_to_new.reason},
+            "new_to_old": {"breaks": c.new_to_old.breaks, "reason": c.new_to_old.reason},
+        }
+        for c in changes
+    ]
+
+
+def _word(verdict: Verdict) -> str:
+    return ("BREAKS: " if verdict.breaks else "ok: ") + verdict.reason
+
+
+# Routes -----------------------------------------------------------------------------------
+
+
+def _routes(folder: Path) -> dict[str, dict[str, Any]]:
+    index = _load(folder / "index.json")
+    try:
+        return {route["path"]: route for route in index["routes"]}
+    except (KeyError, TypeError) as error:
+        raise UnusableContract(f"{folder / 'index.json'}: no routes list ({error})") from None
+
+
+def _load(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise UnusableContract(f"{path}: {error}") from None
+
+
+def _route_added(path: str) -> Change:
+    return Change(
+        path,
+        "route",
+        "",
+        "route added",
+        Verdict(OK, "old producers never call it"),
+        Verdict(True, "a new producer calling it gets the old daemon's NoRoute 404"),
+    )
+
+
+def _route_removed(path: str) -> Change:
+    return Change(
+        path,
+        "route",
+        "",
+        "route removed",
+        Verdict(True, "an old producer calling it gets the new daemon's NoRoute 404"),
+        Verdict(OK, "new producers no longer call it"),
+    )
+
+
+# Members ----------------------------------------------------------------------------------
+
+
+def _members(folder: Path, file: str) -> dict[str, Member]:
+    schema = _load(folder / file)
+    return dict(_walk(schema, schema, "", frozenset()))
+
+
+def _walk(
+    node: Any, document: dict[str, Any], path: str, ancestors: frozenset[str]
+) -> Iterator[tuple[str, Member]]:
+    """Each member below `node`, by a dotted path (`[]` for array items)."""
+    node, ancestors = _resolved(node, document, ancestors)
+    required = set(node.get("required", []))
+    for name, child in node.get("properties", {}).items():
+        child_path = f"{path}.{name}" if path else name
+        member = _member(child, document, ancestors)
+        member.required = name in required
+        yield child_path, member
+        yield from _walk(child, document, child_path, ancestors)
+    for variant in node.get("anyOf", []):
+        yield from _walk(variant, document, path, ancestors)
+    if isinstance(node.get("items"), dict):
+        yield from _walk(node["items"], document, f"{path}[]", ancestors)
+
+
+def _resolved(
+    node: Any, document: dict[str, Any], ancestors: frozenset[str]
+) -> tuple[dict[str, Any], frozenset[str]]:
+    if not isinstance(node, dict):
+        return {}, ancestors
+    reference = node.get("$ref")
+    if not isinstance(reference, str) or not reference.startswith("#/$defs/"):
+        return node, ancestors
+    name = reference.removeprefix("#/$defs/")
+    if name in ancestors:
+        return {}, ancestors  # a struct inside itself: its members are listed above already
+    resolved: dict[str, Any] = document.get("$defs", {}).get(name, {})
+    return {**resolved, "type": resolved.get("type", "object")}, ancestors | {name}
+
+
+def _member(node: Any, document: dict[str, Any], ancestors: frozenset[str]) -> Member:
+    member = Member()
+    value_sets = []
+    for variant in _variants(_resolved(node, document, ancestors)[0]):
+        types = _types(variant)
+        member.types |= types
+        member.min_length = max(member.min_length, variant.get("minLength", 0))
+        if types != {"null"}:
+            value_sets.append(_values(variant))
+    if value_sets and all(values is not ALL for values in value_sets):
+        member.values = set().union(*value_sets)  # type: ignore[arg-type]
+    return member
+
+
+def _variants(node: dict[str, Any]) -> list[dict[str, Any]]:
+    variants: list[dict[str, Any]] = node.get("anyOf", [node])
+    return variants
+
+
+def _types(node: dict[str, Any]) -> set[str]:
+    kind = node.get("type")
+    if isinstance(kind, list):
+        return set(kind)
+    if isinstance(kind, str):
+        return {kind}
+    if "$ref" in node or "properties" in node:
+        return {"object"}
+    if "const" in node:
+        return {_json_type(node["const"])}
+    return {"any"}
+
+
+def _values(node: dict[str, Any]) -> set[str] | None:
+    if "const" in node:
+        return {json.dumps(node["const"])}
+    if "enum" in node:
+        return {json.dumps(value) for value in node["enum"]}
+    return ALL
+
+
+def _json_type(value: Any) -> str:
+    return {
+        str: "string",
+        bool: "boolean",
+        int: "integer",
+        float: "number",
+        list: "array",
+        dict: "object",
+        type(None): "null",
+    }.get(type(value), "any")
+
+
+def _member_changes(
+    route: str, part: str, old: dict[str, Member], new: dict[str, Member]
+) -> Iterator[Change]:
+    producer, consumer = PARTIES[part]
+    for path in sorted(old.keys() | new.keys()):
+        if path not in old:
+            yield _added(route, part, path, new[path], producer, consumer)
+        elif path not in new:
+            yield _removed(route, part, path, old[path], producer, consumer)
+        else:
+            yield from _changed(route, part, path, old[path], new[path], producer, consumer)
+
+
+def _added(
+    route: str, part: str, path: str, member: Member, producer: str, consumer: str
+) -> Change:
+    ignored = Verdict(OK, f"an old {consumer} ignores `{path}`: its value is dropped there")
+    if member.required:
+        missing = Verdict(
+            True, f"old {producer} does not send `{path}`; the new {consumer} requires it"
+        )
+        return Change(route, part, path, "required member added", missing, ignored)
+    absent = Verdict(OK, f"`{path}` is optional: old {producer} simply leaves it out")
+    return Change(route, part, path, "optional member added", absent, ignored)
+
+
+def _removed(
+    route: str, part: str, path: str, member: Member, producer: str, consumer: str
+) -> Change:
+    ignored = Verdict(OK, f"the new {consumer} ignores `{path}` if old {producer} still sends it")
+    if member.required:
+        gone = Verdict(
+            True, f"new {producer} no longer sends `{path}`; an old {consumer} requires it"
+        )
+        return Change(route, part, path, "required member removed", ignored, gone)
+    fine = Verdict(OK, f"an old {consumer} never required `{path}`")
+    return Change(route, part, path, "optional member removed", ignored, fine)
+
+
+def _changed(
+    route: str, part: str, path: str, old: Member, new: Member, producer: str, consumer: str
+) -> Iterator[Change]:
+    def change(what: str, old_to_new: Verdict, new_to_old: Verdict) -> Change:
+        return Change(route, part, path, what, old_to_new, new_to_old)
+
+    if old.required != new.required:
+        if new.required:
+            yield change(
+                "made required",
+                Verdict(
+                    True, f"old {producer} may leave `{path}` out; the new {consumer} requires it"
+                ),
+                Verdict(OK, f"new {producer} always sends `{path}`"),
+            )
+        else:
+            yield change(
+                "made optional",
+                Verdict(OK, f"old {producer} always sends `{path}`"),
+                Verdict(
+                    True, f"new {producer} may leave `{path}` out; an old {consumer} requires it"
+                ),
+            )
+    if old.types != new.types:
+        narrowed, widened = old.types - new.types, new.types - old.types
+        yield change(
+            f"type {_listed(old.types)} -> {_listed(new.types)}",
+            _refused(narrowed, f"old {producer} may send {_listed(narrowed)}", consumer, new=True),
+            _refused(widened, f"new {producer} may send {_listed(widened)}", consumer, new=False),
+        )
+    if old.values != new.values:
+        yield change(
+            f"values {_values_text(old.values)} -> {_values_text(new.values)}",
+            _refused(
+                _beyond(old.values, new.values),
+                f"old {producer} may send {_values_text(_beyond(old.values, new.values))}",
+                consumer,
+                new=True,
+            ),
+            _refused(
+                _beyond(new.values, old.values),
+                f"new {producer} may send {_values_text(_beyond(new.values, old.values))}",
+                consumer,
+                new=False,
+            ),
+        )
+    if old.min_length != new.min_length:
+        stricter = new.min_length > old.min_length
+        yield change(
+            f"minimum length {old.min_length} -> {new.min_length}",
+            Verdict(
+                stricter,
+                f"old {producer} may send shorter `{path}` than the new minimum"
+                if stricter
+                else "the new minimum is looser",
+            ),
+            Verdict(
+                not stricter,
+                f"new {producer} may send shorter `{path}` than the old minimum"
+                if not stricter
+                else "the old minimum is looser",
+            ),
+        )
+
+
+def _refused(extra: Any, sent: str, consumer: str, new: bool) -> Verdict:
+    which = "the new" if new else "an old"
+    if extra is ALL or extra:
+        return Verdict(True, f"{sent}, which {which} {consumer} refuses")
+    return Verdict(OK, f"everything it may send, {which} {consumer} accepts")
+
+
+def _beyond(values: set[str] | None, limit: set[str] | None) -> set[str] | None:
+    """The values in `values` that `limit` does not allow (ALL when unbounded)."""
+    if limit is ALL:
+        return set()
+    if values is ALL:
+        return ALL
+    return values - limit
+
+
+def _listed(items: set[str]) -> str:
+    return "|".join(sorted(items)) or "nothing"
+
+
+def _values_text(values: set[str] | None) -> str:
+    return "any value" if values is ALL else "{" + ", ".join(sorted(values)) + "}"
