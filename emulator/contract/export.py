@@ -275,8 +275,8 @@ class _SchemaBuilder:
                 schema["maxLength"] = int(parameter) - 1
             elif name == "gt":
                 schema["minLength"] = int(parameter) + 1
-        if "const" in schema and "enum" in schema:
-            schema["enum"] = [value for value in schema["enum"] if value == schema["const"]]
+        if "const" in schema:
+            schema.pop("enum", None)  # eq= wins over the enum rules before it
         return schema
 
     def prompt_content_schema(self) -> dict[str, Any]:
