@@ -211,8 +211,9 @@ class _SchemaBuilder:
             case Scalar():
                 return self.scalar_schema(gotype, before_dive)
             case Pointer(elem=elem):
-                inner = self.type_schema(elem, before_dive)
-                return inner if required else _or_null(inner)
+                # On a pointer, required only asks for non-nil: a pointer to 0 or "" passes.
+                inner = self.type_schema(elem, [tag for tag in before_dive if tag != "required"])
+                return _without_null(inner) if required else _or_null(inner)
             case Slice(elem=elem):
                 items = self.type_schema(elem, after_dive)
                 return {"type": "array" if required else ["array", "null"], "items": items}
@@ -289,6 +290,14 @@ class _SchemaBuilder:
             self.definitions[name] = {}  # a placeholder first: structs may refer to themselves
             self.definitions[name] = self.struct_schema(cls)
         return f"#/$defs/{name}"
+
+
+def _without_null(schema: dict[str, Any]) -> dict[str, Any]:
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        rest = [name for name in kind if name != "null"]
+        return {**schema, "type": rest[0] if len(rest) == 1 else rest}
+    return schema
 
 
 def _or_null(schema: dict[str, Any]) -> dict[str, Any]:
