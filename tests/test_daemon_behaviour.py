@@ -188,9 +188,10 @@ def test_each_silent_coercion_is_named_in_a_header(client: httpx.Client) -> None
     )
 
     assert "type_mismatch $.data.stream: expected bool, got string; the daemon skips it" in warnings
-    assert "unknown_key $.data.surprise: not a field of RequestInvokeLLM; the daemon drops it" in (
-        warnings
-    )
+    assert (
+        "unknown_key $.data.surprise: expected a field of RequestInvokeLLM, got unknown key "
+        "'surprise'; the daemon drops it"
+    ) in warnings
 
 
 def test_strict_mode_turns_a_warning_into_the_daemons_400(plugins: PluginSet) -> None:
@@ -364,7 +365,7 @@ def test_what_the_daemon_accepts_but_the_sdk_refuses_is_named(client: httpx.Clie
     warnings = response.headers.get_list("x-emulator-warning")
     assert any(
         w.startswith(
-            "sdk_rejects $.data: accepted by the daemon, rejected by the SDK: "
+            "sdk_rejects $.data: expected what the plugin's SDK accepts, got "
             "ModelInvokeLLMRequest refuses it: ValidationError"
         )
         for w in warnings

@@ -32,7 +32,14 @@ class ContractWarning:
     kind: WarningKind
     path: str
     """A JSON path from the body's root, like `$.data.prompt_messages[0].role`."""
-    detail: str
+    expected: str
+    actual: str
+    effect: str
+    """What the daemon does about it."""
+
+    @property
+    def detail(self) -> str:
+        return f"expected {self.expected}, got {self.actual}; {self.effect}"
 
     def __str__(self) -> str:
         return f"{self.kind} {self.path}: {self.detail}"

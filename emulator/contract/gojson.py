@@ -153,18 +153,28 @@ def parse_document(body: bytes, warnings: list[ContractWarning]) -> Any:
     except UnicodeDecodeError:
         text = body.decode("utf-8", errors=_GO_REPLACE)
         warnings.append(
-            _warning(WarningKind.INVALID_UTF8, "$", "each invalid UTF-8 byte became U+FFFD")
+            _warning(WarningKind.INVALID_UTF8, "$", "UTF-8", "invalid bytes", "each becomes U+FFFD")
         )
     start = len(text) - len(text.lstrip(_JSON_WHITESPACE))
     try:
         value, end = _raw_decode(text, start)
     except (ValueError, RecursionError) as error:
-        detail = f"nothing is decoded: {error}" if str(error) else "nothing is decoded"
-        warnings.append(_warning(WarningKind.MALFORMED_JSON, "$", detail))
+        actual = f"a syntax error ({error})" if str(error) else "a syntax error"
+        warnings.append(
+            _warning(
+                WarningKind.MALFORMED_JSON, "$", "one JSON value", actual, "nothing is decoded"
+            )
+        )
         return NOTHING
     if text[end:].strip(_JSON_WHITESPACE):
         warnings.append(
-            _warning(WarningKind.TRAILING_DATA, "$", f"ignored {len(text) - end} bytes after")
+            _warning(
+                WarningKind.TRAILING_DATA,
+                "$",
+                "nothing after the JSON value",
+                f"{len(text) - end} more bytes",
+                "they are never read",
+            )
         )
     return value
 
@@ -241,7 +251,7 @@ class GoDecoder:
             except DecodeAborted as abort:
                 self.fail(str(abort))
         elif document is None:
-            self.warn(WarningKind.NULL_TO_ZERO, path, "the body is null: nothing is decoded")
+            self.warn(WarningKind.NULL_TO_ZERO, path, "an object", "null", "nothing is decoded")
         else:
             self._mismatch(Struct(cls), document, path, top_level=True)
         return holder["value"]
@@ -264,8 +274,8 @@ class GoDecoder:
             case Struct(cls=cls):
                 self._struct(cls, value, holder, key, path)
 
-    def warn(self, kind: WarningKind, path: str, detail: str) -> None:
-        self.warnings.append(_warning(kind, path, detail))
+    def warn(self, kind: WarningKind, path: str, expected: str, actual: str, effect: str) -> None:
+        self.warnings.append(_warning(kind, path, expected, actual, effect))
 
     def fail(self, message: str) -> None:
         if self.error is None:
@@ -312,7 +322,8 @@ class GoDecoder:
             self.warn(
                 WarningKind.ID_COERCED,
                 path,
-                f"expected a string or null, got {_json_kind(value)} {_excerpt(compact(value))}; "
+                "a string or null",
+                f"{_json_kind(value)} {_excerpt(compact(value))}",
                 f"the daemon forwards {json.dumps(holder[key])}",
             )
             return
@@ -349,7 +360,13 @@ class GoDecoder:
             name = self._text(name, path)
             item_path = _member_path(path, name)
             if name in mapping:
-                self.warn(WarningKind.DUPLICATE_KEY, item_path, "repeated key: the last one wins")
+                self.warn(
+                    WarningKind.DUPLICATE_KEY,
+                    item_path,
+                    "each key once",
+                    "it again",
+                    "the last one wins",
+                )
             mapping[name] = self._any(item, item_path)
 
     def _any(self, value: Any, path: str) -> Any:
@@ -395,7 +412,9 @@ class GoDecoder:
                     self.warn(
                         WarningKind.UNKNOWN_KEY,
                         _member_path(path, name),
-                        f"not a field of {struct_name(cls)}; the daemon drops it",
+                        f"a field of {struct_name(cls)}",
+                        f"unknown key {name!r}",
+                        "the daemon drops it",
                     )
                     continue
                 field_path = _member_path(path, field.json_name)
@@ -403,14 +422,17 @@ class GoDecoder:
                     self.warn(
                         WarningKind.KEY_CASE,
                         field_path,
-                        f"key {name!r} matched {field.json_name!r} case-insensitively",
+                        f"key {field.json_name!r}",
+                        f"{name!r}",
+                        "Go matches it case-insensitively",
                     )
                 if field.json_name in seen:
                     self.warn(
                         WarningKind.DUPLICATE_KEY,
                         field_path,
-                        "repeated key: Go decodes it into the earlier value instead of "
-                        "replacing it",
+                        "each key once",
+                        "it again",
+                        "Go decodes it into the earlier value instead of replacing it",
                     )
                 seen.add(field.json_name)
                 self.decode_into(field.gotype, item, target, field.json_name, field_path)
@@ -422,7 +444,9 @@ class GoDecoder:
     def _text(self, value: str, path: str) -> str:
         if _LONE_SURROGATE.search(value) is None:
             return value
-        self.warn(WarningKind.INVALID_UTF8, path, "a lone surrogate escape became U+FFFD")
+        self.warn(
+            WarningKind.INVALID_UTF8, path, "UTF-16 pairs", "a lone surrogate", "it becomes U+FFFD"
+        )
         return _LONE_SURROGATE.sub("\ufffd", value)
 
     def _decimal(self, value: str, current: Any, path: str) -> Any:
@@ -430,7 +454,9 @@ class GoDecoder:
             return Decimal(value)
         except InvalidOperation:
             self.fail(f"can't convert {value} to decimal")
-            self.warn(WarningKind.TYPE_MISMATCH, path, f"{value!r} is not a decimal")
+            self.warn(
+                WarningKind.TYPE_MISMATCH, path, "a decimal", repr(value), "the daemon skips it"
+            )
             return current
 
     def _float_for_any(self, literal: str, path: str) -> float | None:
@@ -442,28 +468,34 @@ class GoDecoder:
             self.warn(
                 WarningKind.PRECISION_LOST,
                 path,
-                f"{literal} becomes float64 {encode_any(number)} in the daemon",
+                "an integer within 2^53",
+                literal,
+                f"it becomes float64 {encode_any(number)} in the daemon",
             )
         return number
 
     def _overflow(self, literal: str, gotype: GoType, path: str) -> None:
         self.fail(self._type_error(f"number {literal}", gotype, path, literal=True))
-        self.warn(WarningKind.NUMBER_OVERFLOW, path, f"{literal} does not fit a float64; dropped")
+        self.warn(
+            WarningKind.NUMBER_OVERFLOW, path, "a float64", literal, "the daemon drops the value"
+        )
 
     def _null_kept(self, gotype: GoType, current: Any, path: str) -> None:
         zero = zero_value(gotype)
         if current == zero:
-            detail = f"null leaves {go_type_name(gotype)} at its zero value {encode_any(zero)}"
+            effect = f"Go leaves it at its zero value {encode_any(zero)}"
         else:
-            detail = "null is ignored: the earlier value stays"
-        self.warn(WarningKind.NULL_TO_ZERO, path, detail)
+            effect = "Go ignores it: the earlier value stays"
+        self.warn(WarningKind.NULL_TO_ZERO, path, go_type_name(gotype), "null", effect)
 
     def _mismatch(self, gotype: GoType, value: Any, path: str, top_level: bool = False) -> None:
         self.fail(self._type_error(value, gotype, path, top_level=top_level))
         self.warn(
             WarningKind.TYPE_MISMATCH,
             path,
-            f"expected {go_type_name(gotype)}, got {_json_kind(value)}; the daemon skips it",
+            go_type_name(gotype),
+            _json_kind(value),
+            "the daemon skips it",
         )
 
     def _type_error(
@@ -533,8 +565,10 @@ def _json_kind(value: Any) -> str:
     return type(value).__name__
 
 
-def _warning(kind: WarningKind, path: str, detail: str) -> ContractWarning:
-    return ContractWarning(kind, path, detail)
+def _warning(
+    kind: WarningKind, path: str, expected: str, actual: str, effect: str
+) -> ContractWarning:
+    return ContractWarning(kind, path, expected, actual, effect)
 
 
 # Encoding ---------------------------------------------------------------------------------

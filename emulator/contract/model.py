@@ -94,7 +94,9 @@ class PromptMessage(GoStruct):
             decoder.warn(
                 WarningKind.DECODE_ABORTED,
                 path,
-                f"{error}; the daemon stops decoding here and keys after this point are lost",
+                "a prompt message with a role and a string or list content",
+                f"one the daemon's decoder refuses ({error})",
+                "decoding stops here and every key after this point is lost",
             )
             raise DecodeAborted(error)
         return StructValue(cls, {**raw, "content": content})

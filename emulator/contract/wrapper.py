@@ -89,8 +89,9 @@ def bind(
                 ContractWarning(
                     WarningKind.BODY_IGNORED,
                     "$",
-                    f"Content-Type {content_type!r} is not application/json: the daemon binds a "
-                    "form and never reads the JSON body",
+                    "Content-Type application/json",
+                    repr(content_type),
+                    "the daemon binds a form and never reads the JSON body",
                 )
             )
     warnings.extend(decoder.warnings)
@@ -102,8 +103,9 @@ def bind(
             ContractWarning(
                 WarningKind.TENANT_NOT_UUID,
                 "$.tenant_id",
-                f"the path's tenant {tenant_id!r} is not a UUID: the daemon's installation "
-                "lookup (a Postgres uuid column) would fail with a 500",
+                "a UUID in the path",
+                repr(tenant_id),
+                "the daemon's installation lookup (a Postgres uuid column) would fail with a 500",
             )
         )
     namespace = wrapper.go_type_name or wrapper.__name__
@@ -115,8 +117,9 @@ def _unchecked_warnings(data_model: type[GoStruct], data: dict[str, Any]) -> lis
         ContractWarning(
             WarningKind.UNVALIDATED_ELEMENT,
             f"$.data.{path}",
-            "forwarded unchecked on this route (no dive), though it fails: "
-            + "; ".join(error.split(" Error:")[1] for error in errors),
+            "an element its own rules accept",
+            "; ".join(error.split(" Error:")[1] for error in errors),
+            "the daemon forwards it unchecked on this route (no dive)",
         )
         for path, errors in unchecked_elements(data_model, data)
     ]
@@ -144,7 +147,9 @@ def _ignored_wrapper_fields(values: dict[str, Any], tenant_id: str) -> list[Cont
             ContractWarning(
                 WarningKind.TENANT_OVERRIDDEN,
                 "$.tenant_id",
-                f"the path's tenant {tenant_id!r} replaces {values['tenant_id']!r}",
+                f"the path's tenant {tenant_id!r} or none",
+                repr(values["tenant_id"]),
+                "the path's tenant replaces it",
             )
         )
     for name, source in (
@@ -156,7 +161,9 @@ def _ignored_wrapper_fields(values: dict[str, Any], tenant_id: str) -> list[Cont
                 ContractWarning(
                     WarningKind.IGNORED_FIELD,
                     f"$.{name}",
-                    f"the daemon ignores the body's {name}; {source} decides",
+                    "nothing",
+                    repr(values[name]),
+                    f"the daemon ignores it; {source} decides",
                 )
             )
     return found

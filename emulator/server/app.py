@@ -187,8 +187,15 @@ def _sdk_rejection(plugin: Any, line: str) -> list[ContractWarning]:
     rejection = plugin.request_rejection(line)
     if rejection is None:
         return []
-    detail = f"accepted by the daemon, rejected by the SDK: {rejection}"
-    return [ContractWarning(WarningKind.SDK_REJECTS, "$.data", detail)]
+    return [
+        ContractWarning(
+            WarningKind.SDK_REJECTS,
+            "$.data",
+            "what the plugin's SDK accepts",
+            rejection,
+            "accepted by the daemon, rejected by the SDK",
+        )
+    ]
 
 
 TOO_DEEP = (
