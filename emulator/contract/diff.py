@@ -33,8 +33,13 @@ class Verdict:
     breaks: bool
     reason: str
 
+    @classmethod
+    def fine(cls, reason: str) -> Verdict:
+        return cls(False, reason)
 
-OK = False
+    @classmethod
+    def breaking(cls, reason: str) -> Verdict:
+        return cls(True, reason)
 
 
 @dataclass(frozen=True)
@@ -141,8 +146,8 @@ def _route_added(path: str) -> Change:
         "route",
         "",
         "route added",
-        Verdict(OK, "old producers never call it"),
-        Verdict(True, "a new producer calling it gets the old daemon's NoRoute 404"),
+        Verdict.fine("old producers never call it"),
+        Verdict.breaking("a new producer calling it gets the old daemon's NoRoute 404"),
     )
 
 
@@ -152,8 +157,8 @@ def _route_removed(path: str) -> Change:
         "route",
         "",
         "route removed",
-        Verdict(True, "an old producer calling it gets the new daemon's NoRoute 404"),
-        Verdict(OK, "new producers no longer call it"),
+        Verdict.breaking("an old producer calling it gets the new daemon's NoRoute 404"),
+        Verdict.fine("new producers no longer call it"),
     )
 
 
@@ -266,26 +271,26 @@ def _member_changes(
 def _added(
     route: str, part: str, path: str, member: Member, producer: str, consumer: str
 ) -> Change:
-    ignored = Verdict(OK, f"an old {consumer} ignores `{path}`: its value is dropped there")
+    ignored = Verdict.fine(f"an old {consumer} ignores `{path}`: its value is dropped there")
     if member.required:
-        missing = Verdict(
-            True, f"old {producer} does not send `{path}`; the new {consumer} requires it"
+        missing = Verdict.breaking(
+            f"old {producer} does not send `{path}`; the new {consumer} requires it"
         )
         return Change(route, part, path, "required member added", missing, ignored)
-    absent = Verdict(OK, f"`{path}` is optional: old {producer} simply leaves it out")
+    absent = Verdict.fine(f"`{path}` is optional: old {producer} simply leaves it out")
     return Change(route, part, path, "optional member added", absent, ignored)
 
 
 def _removed(
     route: str, part: str, path: str, member: Member, producer: str, consumer: str
 ) -> Change:
-    ignored = Verdict(OK, f"the new {consumer} ignores `{path}` if old {producer} still sends it")
+    ignored = Verdict.fine(f"the new {consumer} ignores `{path}` if old {producer} still sends it")
     if member.required:
-        gone = Verdict(
-            True, f"new {producer} no longer sends `{path}`; an old {consumer} requires it"
+        gone = Verdict.breaking(
+            f"new {producer} no longer sends `{path}`; an old {consumer} requires it"
         )
         return Change(route, part, path, "required member removed", ignored, gone)
-    fine = Verdict(OK, f"an old {consumer} never required `{path}`")
+    fine = Verdict.fine(f"an old {consumer} never required `{path}`")
     return Change(route, part, path, "optional member removed", ignored, fine)
 
 
@@ -299,17 +304,17 @@ def _changed(
         if new.required:
             yield change(
                 "made required",
-                Verdict(
-                    True, f"old {producer} may leave `{path}` out; the new {consumer} requires it"
+                Verdict.breaking(
+                    f"old {producer} may leave `{path}` out; the new {consumer} requires it"
                 ),
-                Verdict(OK, f"new {producer} always sends `{path}`"),
+                Verdict.fine(f"new {producer} always sends `{path}`"),
             )
         else:
             yield change(
                 "made optional",
-                Verdict(OK, f"old {producer} always sends `{path}`"),
-                Verdict(
-                    True, f"new {producer} may leave `{path}` out; an old {consumer} requires it"
+                Verdict.fine(f"old {producer} always sends `{path}`"),
+                Verdict.breaking(
+                    f"new {producer} may leave `{path}` out; an old {consumer} requires it"
                 ),
             )
     if old.types != new.types:
@@ -357,8 +362,8 @@ def _changed(
 def _refused(extra: Any, sent: str, consumer: str, new: bool) -> Verdict:
     which = "the new" if new else "an old"
     if extra is ALL or extra:
-        return Verdict(True, f"{sent}, which {which} {consumer} refuses")
-    return Verdict(OK, f"everything it may send, {which} {consumer} accepts")
+        return Verdict.breaking(f"{sent}, which {which} {consumer} refuses")
+    return Verdict.fine(f"everything it may send, {which} {consumer} accepts")
 
 
 def _beyond(values: set[str] | None, limit: set[str] | None) -> set[str] | None:
