@@ -20,7 +20,7 @@ from starlette.testclient import TestClient
 from dify_client import envelopes
 from emulator.config import EXAMPLE_PLUGIN, Settings
 from emulator.contract import wrapper
-from emulator.contract.export import response_schema
+from emulator.contract.export import request_schema, response_schema
 from emulator.contract.gotypes import Go
 from emulator.contract.routes import ROUTES, Route
 from emulator.runtime import InProcessPlugin
@@ -126,6 +126,7 @@ def test_valid_bodies_reach_the_plugin_intact_and_answers_fit_the_schema(
 
     assert response.status_code in ((200,) if route.streamed else (200, 500)), response.text
     assert response.headers.get_list("x-emulator-warning") == []
+    assert Draft202012Validator(request_schema(route)).is_valid(body)
     forwarded = json.loads(recorder.lines[-1])
     assert forwarded["app_id"] == body.get("app_id")
     assert forwarded["conversation_id"] == body.get("conversation_id")
@@ -146,6 +147,9 @@ def test_each_mutation_is_refused_or_taken_as_the_daemon_does(
     response = post(echo, route, mutation.body)
 
     warnings = response.headers.get_list("x-emulator-warning")
+    coerced = [w for w in warnings if not w.startswith("sdk_rejects")]
+    taken_as_is = response.status_code != 400 and not coerced
+    assert Draft202012Validator(request_schema(route)).is_valid(mutation.body) is taken_as_is
     if mutation.rejected_field is not None:
         assert response.status_code == 400, mutation.description
         message = json.loads(response.json()["message"])["message"]
