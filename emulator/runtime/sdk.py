@@ -61,6 +61,12 @@ working_directory_lock = threading.RLock()
 _logger = logging.getLogger(PLUGIN_LOGGER_NAME)
 _json_object = TypeAdapter(dict[str, Any])
 _dispatch_result: ContextVar[object] = ContextVar("emulator_dispatch_result", default=None)
+SessionObserver = Callable[[dict[str, Any]], None]
+"""Receives the session the SDK built for a request, as plain fields (see `session_fields`)."""
+
+_session_observer: ContextVar[SessionObserver | None] = ContextVar(
+    "emulator_session_observer", default=None
+)
 
 
 class FrameSink(Protocol):
@@ -329,6 +335,7 @@ def _adapters() -> _Adapters:
             self.request_classes.append((filter, parameter.annotation))
 
         def dispatch(self, session: Any, data: dict[str, Any]) -> object | None:
+            _report_session(session, data)
             result: object = super().dispatch(session, data)
             _dispatch_result.set(result)
             return result
@@ -367,6 +374,44 @@ def _summarise(config: Any) -> ProviderSummary:
         model_types=model_types,
         models={model_type: tuple(names) for model_type, names in models.items()},
     )
+
+
+@contextlib.contextmanager
+def observing_sessions(observer: SessionObserver) -> Iterator[None]:
+    """Report to ``observer`` the session the SDK builds for each request started inside.
+
+    A request runs in a copy of the context it was started from, so the observer
+    travels with it into the plugin's worker thread, and is called there before
+    the plugin runs.
+    """
+    token = _session_observer.set(observer)
+    try:
+        yield
+    finally:
+        _session_observer.reset(token)
+
+
+def session_fields(session: Any, data: dict[str, Any]) -> dict[str, Any]:
+    """What the plugin reads from ``get_current_session()``, plus the request's user_id."""
+    return {
+        "session_id": session.session_id,
+        "app_id": session.app_id,
+        "conversation_id": session.conversation_id,
+        "message_id": session.message_id,
+        "endpoint_id": session.endpoint_id,
+        "user_id": data.get("user_id"),
+        "context": session.context.model_dump(mode="json"),
+    }
+
+
+def _report_session(session: Any, data: dict[str, Any]) -> None:
+    observer = _session_observer.get()
+    if observer is None:
+        return
+    try:
+        observer(session_fields(session, data))
+    except Exception:
+        _logger.exception("recording the session of %s failed", session.session_id)
 
 
 def _close_stream(result: object, session_id: str) -> None:

@@ -1,9 +1,10 @@
 """The HTTP face of the daemon: one endpoint per row of the route table.
 
-Checks run in the daemon's order (internal/server: CheckingKey, FetchPluginInstallation, the
-controller's bind, the session): 401 wrong key, 400 no X-Plugin-ID, 400 empty tenant, 404
-plugin not installed, 400 validation, then the stream. Every answer is a daemon envelope;
-anything unknown gets gin's NoRoute answer.
+Checks run in the daemon's order (internal/server: CheckingKey, FetchPluginInstallation,
+RedirectPluginInvoke, the controller's bind, the session): 401 wrong key, 400 no X-Plugin-ID,
+400 empty tenant, injected answer faults (where the daemon looks for a node), 404 plugin not
+installed, 400 validation, then the stream. Every answer is a daemon envelope; anything
+unknown gets gin's NoRoute answer. Each dispatch is recorded in the app's journal.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import aclosing
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -28,8 +31,12 @@ from emulator.contract.findings import ContractWarning, WarningKind
 from emulator.contract.gojson import GoMap, encode_any
 from emulator.contract.routes import ROUTES, Route
 from emulator.contract.wrapper import BoundRequest, bind
+from emulator.faults import Faults, StreamPlan
+from emulator.journal import Dispatch, Journal
 from emulator.runtime.registry import PluginSet
-from emulator.server.streaming import EventStream, FrameBridge, session_items
+from emulator.runtime.sdk import observing_sessions
+from emulator.server import control
+from emulator.server.streaming import EventStream, FrameBridge, planned_items, session_items
 from emulator.sessions import Item, new_session_id, request_line
 
 logger = logging.getLogger("emulator.server")
@@ -58,7 +65,12 @@ class _TenantConvertor(Convertor[str]):
 register_url_convertor("tenant", _TenantConvertor())
 
 
-def create_app(settings: Settings, plugins: PluginSet) -> FastAPI:
+def create_app(
+    settings: Settings,
+    plugins: PluginSet,
+    journal: Journal | None = None,
+    faults: Faults | None = None,
+) -> FastAPI:
     app = FastAPI(
         title="dify-plugin-daemon emulator",
         docs_url=None,
@@ -68,7 +80,10 @@ def create_app(settings: Settings, plugins: PluginSet) -> FastAPI:
     )
     app.state.settings = settings
     app.state.plugins = plugins
+    app.state.journal = Journal() if journal is None else journal
+    app.state.faults = Faults() if faults is None else faults
     app.add_api_route("/health/check", _health, methods=["GET"])
+    control.add_routes(app)
     for route in ROUTES:
         app.add_api_route(
             route.url_path.replace("{tenant_id}", "{tenant_id:tenant}"),
@@ -133,23 +148,36 @@ def _is_route(app: FastAPI, path: str, method: str) -> bool:
 def _dispatch_endpoint(route: Route) -> Callable[[Request], Awaitable[Response]]:
     async def dispatch(request: Request) -> Response:
         started = time.perf_counter()
+        record = _open_record(route, request)
         try:
-            answer = await _dispatch(route, request, request.path_params["tenant_id"])
+            answer = await _dispatch(route, request, request.path_params["tenant_id"], record)
         except Exception as error:
             logger.exception("emulator error on %s", route.path)
             answer = error_answer(500, ErrorType.INTERNAL, f"emulator error: {error!r}")
         if isinstance(answer, EventStream):
             answer.after_close(lambda: _log_request(route, request, answer, started))
+            answer.after_close(lambda: record.record_end(answer.client_gone))
         else:
+            record.record_answer(answer.status_code, bytes(answer.body).decode())
             _log_request(route, request, answer, started)
         return answer
 
     return dispatch
 
 
-async def _dispatch(route: Route, request: Request, tenant_id: str) -> Response:
+def _open_record(route: Route, request: Request) -> Dispatch:
+    journal: Journal = request.app.state.journal
+    headers = [
+        (name.decode("latin-1"), value.decode("latin-1")) for name, value in request.headers.raw
+    ]
+    tenant_id: str = request.path_params["tenant_id"]
+    return journal.open(route.path, tenant_id, request.headers.get("x-plugin-id", ""), headers)
+
+
+async def _dispatch(route: Route, request: Request, tenant_id: str, record: Dispatch) -> Response:
     settings: Settings = request.app.state.settings
     plugins: PluginSet = request.app.state.plugins
+    faults: Faults = request.app.state.faults
     if request.headers.get("x-api-key", "") != settings.key:
         return error_answer(401, ErrorType.UNAUTHORIZED, "unauthorized")
     plugin_id = request.headers.get("x-plugin-id", "")
@@ -157,6 +185,9 @@ async def _dispatch(route: Route, request: Request, tenant_id: str) -> Response:
         return error_answer(400, ErrorType.BAD_REQUEST, "plugin_id is required")
     if not tenant_id:
         return error_answer(400, ErrorType.BAD_REQUEST, "tenant_id is required")
+    if injected := faults.answer_for(route.path, plugin_id):
+        record.faults.append(injected.applied)
+        return json_answer(injected.status, injected.body)
     plugin = plugins.get(plugin_id)
     if plugin is None:
         return error_answer(404, ErrorType.PLUGIN_NOT_FOUND, "plugin not found")
@@ -166,6 +197,7 @@ async def _dispatch(route: Route, request: Request, tenant_id: str) -> Response:
     except RecursionError:
         return error_answer(500, ErrorType.INTERNAL, TOO_DEEP)
     request.state.bound = bound
+    record.record_binding(bound.values, bound.warnings)
     if bound.validation_errors:
         message = "\n".join(bound.validation_errors)
         return error_answer(400, ErrorType.BAD_REQUEST, message, warning_headers(bound))
@@ -179,7 +211,11 @@ async def _dispatch(route: Route, request: Request, tenant_id: str) -> Response:
     if settings.strict and bound.warnings:
         message = strict_message(bound.warnings)
         return error_answer(400, ErrorType.BAD_REQUEST, message, warning_headers(bound))
-    return await _run_session(route, plugins, plugin, bound, line, session_id, settings)
+    record.request_line = line
+    plan = faults.stream_plan(route.path, plugin_id)
+    record.faults.extend(plan.applied)
+    session = _Session(route, plugin, bound, line, session_id, record, plan)
+    return await _run_session(session, plugins, settings)
 
 
 def _sdk_rejection(plugin: Any, line: str) -> list[ContractWarning]:
@@ -218,26 +254,34 @@ def strict_message(warnings: list[ContractWarning]) -> str:
     return f"strict mode: the real daemon would accept this request but silently\n{lines}"
 
 
-async def _run_session(
-    route: Route,
-    plugins: PluginSet,
-    plugin: Any,
-    bound: BoundRequest,
-    line: str,
-    session_id: str,
-    settings: Settings,
-) -> Response:
-    bridge = FrameBridge(asyncio.get_running_loop(), session_id)
-    plugin.start(line, bridge.on_event)
+@dataclass(frozen=True)
+class _Session:
+    """One dispatch on its way to the plugin, and what it needs on the way back."""
+
+    route: Route
+    plugin: Any
+    bound: BoundRequest
+    line: str
+    session_id: str
+    record: Dispatch
+    plan: StreamPlan
+
+
+async def _run_session(session: _Session, plugins: PluginSet, settings: Settings) -> Response:
+    bridge = FrameBridge(asyncio.get_running_loop(), session.session_id)
+    with observing_sessions(session.record.record_session):
+        session.plugin.start(session.line, bridge.on_event)
     plugins.active_requests += 1
-    headers = warning_headers(bound)
+    headers = warning_headers(session.bound)
+    route = session.route
     if route.streamed:
         items = session_items(route, bridge, settings.max_execution_timeout)
-        stream = EventStream(items, headers)
+        planned = planned_items(items, session.plan)
+        stream = EventStream(planned, headers, session.record, session.plan)
         stream.after_close(lambda: _finish(plugins, bridge))
         return stream
     try:
-        return await _last_item_answer(route, bridge, headers)
+        return await _last_item_answer(route, bridge, headers, session.plan)
     finally:
         _finish(plugins, bridge)
 
@@ -248,14 +292,18 @@ def _finish(plugins: PluginSet, bridge: FrameBridge) -> None:
 
 
 async def _last_item_answer(
-    route: Route, bridge: FrameBridge, headers: list[tuple[str, str]]
+    route: Route, bridge: FrameBridge, headers: list[tuple[str, str]], plan: StreamPlan
 ) -> Response:
     """The polling routes: plain JSON with the plugin's last item, 500 on its error."""
+    if plan.first_item_delay:
+        await asyncio.sleep(plan.first_item_delay)
     last: Item | None = None
-    async for item in session_items(route, bridge, timeout=None):
-        if item.is_error:
-            return json_answer(500, item.envelope, headers)
-        last = item
+    items = planned_items(session_items(route, bridge, timeout=None), plan)
+    async with aclosing(items):
+        async for item in items:
+            if item.is_error:
+                return json_answer(500, item.envelope, headers)
+            last = item
     if last is None:
         return json_answer(
             500,

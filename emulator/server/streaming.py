@@ -3,8 +3,10 @@
 `FrameBridge` carries session frames from the plugin's thread to the event loop, with a bounded
 buffer so a slow client slows the plugin rather than filling memory; once closed it refuses
 frames, which stops the plugin. `session_items` turns frames into the daemon's items (and the
-`killed by timeout` item). `EventStream` frames them as the daemon does: `data: <json>\\n\\n`,
-`Content-Type: text/event-stream` exactly, and no status or headers before the first item.
+`killed by timeout` item), and `planned_items` ends them early where a fault says so.
+`EventStream` frames them as the daemon does: `data: <json>\\n\\n`, `Content-Type:
+text/event-stream` exactly, and no status or headers before the first item; it applies the
+faults' delays and cuts, and records each item it writes.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -21,6 +24,8 @@ from starlette.types import Receive, Scope, Send
 from emulator.contract import envelopes
 from emulator.contract.gojson import RawMessage
 from emulator.contract.routes import Route
+from emulator.faults import TIMEOUT_MESSAGE, StreamPlan
+from emulator.journal import Dispatch
 from emulator.runtime import StreamClosed
 from emulator.sessions import Closed, Item, PluginEvent, read_plugin_event, read_session_message
 
@@ -70,7 +75,7 @@ def _log_plugin_event(session_id: str, event: PluginEvent | None) -> None:
 
 async def session_items(
     route: Route, bridge: FrameBridge, timeout: float | None
-) -> AsyncIterator[Item]:
+) -> AsyncGenerator[Item, None]:
     """The daemon's items for one session, until `end`, an error item, or the timeout."""
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
@@ -78,7 +83,7 @@ async def session_items(
         try:
             frame = await asyncio.wait_for(bridge.next_frame(), remaining)
         except TimeoutError:
-            yield Item(envelopes.error(envelopes.ErrorType.INTERNAL, "killed by timeout"), True)
+            yield Item(envelopes.error(envelopes.ErrorType.INTERNAL, TIMEOUT_MESSAGE), True)
             return
         item = read_session_message(route, frame)
         if isinstance(item, Closed):
@@ -89,18 +94,50 @@ async def session_items(
                 return
 
 
+async def planned_items(
+    items: AsyncGenerator[Item, None], plan: StreamPlan
+) -> AsyncGenerator[Item, None]:
+    """The session's items, ended by the plan's error item once enough have gone out."""
+    async with aclosing(items):
+        if plan.ending is None:
+            async for item in items:
+                yield item
+            return
+        remaining, envelope = plan.ending
+        if remaining:
+            async for item in items:
+                yield item
+                remaining -= 1
+                if item.is_error:
+                    return
+                if not remaining:
+                    break
+            else:
+                return  # the plugin ended first: nothing left to replace
+    yield Item(envelope, is_error=True)
+
+
 class EventStream(Response):
     """An ASGI response that writes SSE items the way the daemon's gin writer does."""
 
     media_type = "text/event-stream"
 
-    def __init__(self, items: AsyncIterator[Item], headers: list[tuple[str, str]]) -> None:
+    def __init__(
+        self,
+        items: AsyncGenerator[Item, None],
+        headers: list[tuple[str, str]],
+        record: Dispatch,
+        plan: StreamPlan | None = None,
+    ) -> None:
         self.status_code = 200
         self.background = None
         self._items = items
         self._extra_headers = headers
+        self._record = record
+        self._plan = plan or StreamPlan()
         self._after_close: list[Callable[[], None]] = []
         self.items_sent = 0
+        self.client_gone = False
 
     def after_close(self, callback: Callable[[], None]) -> None:
         """Runs once the stream has ended, however it ended."""
@@ -110,7 +147,8 @@ class EventStream(Response):
         writer = asyncio.ensure_future(self._write(send))
         watcher = asyncio.ensure_future(_client_gone(receive))
         try:
-            await asyncio.wait({writer, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait({writer, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            self.client_gone = writer not in done
         finally:
             for task in (writer, watcher):
                 task.cancel()
@@ -122,19 +160,33 @@ class EventStream(Response):
                 logger.error("stream failed", exc_info=outcome)
 
     async def _write(self, send: Send) -> None:
-        started = False
-        async for item in self._items:
-            if not started:
-                await self._start(send)
-                started = True
-            body = b"data: " + item.envelope.encode() + b"\n\n"
-            await send({"type": "http.response.body", "body": body, "more_body": True})
-            self.items_sent += 1
-        if not started:
+        async with aclosing(self._items):
+            async for item in self._items:
+                await self._pause_before_item()
+                if not self.items_sent:
+                    await self._start(send)
+                self._record.record_item(item.envelope, item.is_error)
+                body = b"data: " + item.envelope.encode() + b"\n\n"
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+                self.items_sent += 1
+                if self.items_sent == self._plan.cut_after:
+                    # Returning without the last body message makes the server drop the
+                    # connection: the client sees an unfinished chunked body.
+                    return
+        if not self.items_sent:
+            await self._pause_before_item()
             await self._start(send)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
+    async def _pause_before_item(self) -> None:
+        plan = self._plan
+        delay = plan.item_delay if self.items_sent else plan.first_item_delay
+        if delay:
+            await asyncio.sleep(delay)
+
     async def _start(self, send: Send) -> None:
+        self._record.status = 200
+        self._record.streamed = True
         headers = [(b"content-type", self.media_type.encode())]
         headers += [(name.encode(), value.encode()) for name, value in self._extra_headers]
         await send({"type": "http.response.start", "status": 200, "headers": headers})

@@ -1,0 +1,327 @@
+"""Faults the server injects for resilience tests, per route and plugin.
+
+Each fault makes the emulator answer as the daemon does in a bad situation, in the daemon's
+own envelopes: no node has the plugin's runtime, a daemon error before the stream, a plugin
+error inside it, the `killed by timeout` item, a slow first item, slow items, or a stream
+cut off mid-way. Rules hold until cleared, or for the next `times` dispatches they match.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from emulator.contract import envelopes
+from emulator.contract.envelopes import CODES, ErrorType
+from emulator.contract.routes import ROUTES
+
+NO_NODE_MESSAGE = "no available node, plugin runtime not found"
+TIMEOUT_MESSAGE = "killed by timeout"
+
+
+class FaultError(ValueError):
+    """A fault that cannot be set; the message says which part and why."""
+
+
+@dataclass(frozen=True)
+class NoNode:
+    """HTTP 404 with code -500: the daemon's cluster has no node running the plugin
+    (RedirectPluginInvoke). Answered before the body is read."""
+
+    kind: ClassVar[str] = "no_node"
+    stream_only: ClassVar[bool] = False
+
+
+@dataclass(frozen=True)
+class ErrorAnswer:
+    """A daemon error answered as plain JSON before the stream, e.g. 500
+    `failed to get plugin runtime`. Answered before the body is read."""
+
+    error_type: str
+    message: str
+    status: int = 500
+    kind: ClassVar[str] = "error_answer"
+    stream_only: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        if self.error_type not in CODES:
+            known = ", ".join(CODES)
+            raise FaultError(f"error_type: expected one of {known}, got {self.error_type!r}")
+        if not 100 <= self.status <= 599:
+            raise FaultError(f"status: expected an HTTP status, got {self.status!r}")
+
+
+@dataclass(frozen=True)
+class PluginErrorItem:
+    """After `after_items` items, the stream ends with the item the daemon makes of a plugin's
+    error (PluginInvokeError around the plugin's sorted error JSON). Polling routes answer it
+    as HTTP 500, as the daemon does."""
+
+    error_type: str
+    message: str
+    args: dict[str, Any] | None = None
+    after_items: int = 0
+    kind: ClassVar[str] = "plugin_error_item"
+    stream_only: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        _check_count("after_items", self.after_items, minimum=0)
+
+
+@dataclass(frozen=True)
+class TimeoutItem:
+    """After `after_items` items, the stream ends with the daemon's `killed by timeout` item,
+    as when PLUGIN_MAX_EXECUTION_TIMEOUT runs out."""
+
+    after_items: int = 0
+    kind: ClassVar[str] = "timeout_item"
+    stream_only: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        _check_count("after_items", self.after_items, minimum=0)
+
+
+@dataclass(frozen=True)
+class DelayFirstItem:
+    """Hold the first item (and so, as gin does, the status and headers) for `seconds`."""
+
+    seconds: float
+    kind: ClassVar[str] = "delay_first_item"
+    stream_only: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        _check_seconds(self.seconds)
+
+
+@dataclass(frozen=True)
+class DelayBetweenItems:
+    """Hold every item after the first for `seconds`."""
+
+    seconds: float
+    kind: ClassVar[str] = "delay_between_items"
+    stream_only: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        _check_seconds(self.seconds)
+
+
+@dataclass(frozen=True)
+class CutAfter:
+    """Close the connection after `items` items, without ending the chunked body: the client
+    sees the items, then a protocol error, as when the daemon dies mid-stream."""
+
+    items: int
+    kind: ClassVar[str] = "cut_after"
+    stream_only: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        # uvicorn answers 500 itself when an app sends nothing, so a cut needs one item.
+        _check_count("items", self.items, minimum=1)
+
+
+Fault = (
+    NoNode
+    | ErrorAnswer
+    | PluginErrorItem
+    | TimeoutItem
+    | DelayFirstItem
+    | DelayBetweenItems
+    | CutAfter
+)
+FAULT_KINDS: dict[str, type[Fault]] = {
+    kind.kind: kind
+    for kind in (
+        NoNode,
+        ErrorAnswer,
+        PluginErrorItem,
+        TimeoutItem,
+        DelayFirstItem,
+        DelayBetweenItems,
+        CutAfter,
+    )
+}
+_STREAMED = {route.path: route.streamed for route in ROUTES}
+
+
+def fault_from_json(document: Mapping[str, Any]) -> Fault:
+    """Build a fault from `{"kind": ..., <its fields>}`; raise FaultError if it is not one."""
+    fields = dict(document)
+    kind = fields.pop("kind", None)
+    if kind not in FAULT_KINDS:
+        raise FaultError(f"kind: expected one of {', '.join(FAULT_KINDS)}, got {kind!r}")
+    try:
+        return FAULT_KINDS[kind](**fields)
+    except TypeError as error:
+        raise FaultError(f"{kind}: {error}") from None
+
+
+def fault_to_json(fault: Fault) -> dict[str, Any]:
+    return {"kind": fault.kind, **dataclasses.asdict(fault)}
+
+
+@dataclass
+class FaultRule:
+    """A fault, where it applies (None: everywhere), and how many more times (None: always)."""
+
+    id: int
+    fault: Fault
+    route: str | None = None
+    plugin_id: str | None = None
+    times: int | None = None
+
+    def matches(self, route: str, plugin_id: str) -> bool:
+        return self.route in (None, route) and self.plugin_id in (None, plugin_id)
+
+    def describe(self) -> str:
+        return f"{self.fault.kind} (rule {self.id})"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "fault": fault_to_json(self.fault),
+            "route": self.route,
+            "plugin_id": self.plugin_id,
+            "times": self.times,
+        }
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A plain JSON answer that replaces the dispatch."""
+
+    status: int
+    body: str
+    applied: str
+
+
+@dataclass(frozen=True)
+class StreamPlan:
+    """How the faults that matched shape one dispatch's answer."""
+
+    first_item_delay: float = 0.0
+    item_delay: float = 0.0
+    cut_after: int | None = None
+    ending: tuple[int, str] | None = None
+    """After this many items, this error envelope ends the answer."""
+    applied: tuple[str, ...] = field(default_factory=tuple)
+
+
+class Faults:
+    """The fault rules the server consults on each dispatch; safe to change from any thread."""
+
+    def __init__(self) -> None:
+        self._rules: list[FaultRule] = []
+        self._next_id = 1
+        self._lock = threading.Lock()
+
+    def add(
+        self,
+        fault: Fault,
+        *,
+        route: str | None = None,
+        plugin_id: str | None = None,
+        times: int | None = None,
+    ) -> FaultRule:
+        """Inject `fault` into dispatches to `route` for `plugin_id` (None: any)."""
+        _check_target(fault, route, times)
+        with self._lock:
+            rule = FaultRule(self._next_id, fault, route, plugin_id, times)
+            self._next_id += 1
+            self._rules.append(rule)
+        return rule
+
+    def rules(self) -> list[FaultRule]:
+        with self._lock:
+            return list(self._rules)
+
+    def remove(self, rule_id: int) -> bool:
+        """Remove one rule; return whether it was there."""
+        with self._lock:
+            kept = [rule for rule in self._rules if rule.id != rule_id]
+            removed = len(kept) != len(self._rules)
+            self._rules = kept
+        return removed
+
+    def clear(self) -> None:
+        """Remove every rule; ids start again at 1."""
+        with self._lock:
+            self._rules.clear()
+            self._next_id = 1
+
+    def answer_for(self, route: str, plugin_id: str) -> Answer | None:
+        """The first answer fault that matches, used up by one dispatch; None if there is none."""
+        with self._lock:
+            for rule in self._rules:
+                if isinstance(rule.fault, NoNode | ErrorAnswer) and rule.matches(route, plugin_id):
+                    self._use(rule)
+                    return _answer(rule)
+        return None
+
+    def stream_plan(self, route: str, plugin_id: str) -> StreamPlan:
+        """Every stream fault that matches, used up by one dispatch; later rules win."""
+        plan = StreamPlan()
+        streamed = _STREAMED.get(route, True)
+        with self._lock:
+            for rule in list(self._rules):
+                fault = rule.fault
+                if isinstance(fault, NoNode | ErrorAnswer) or not rule.matches(route, plugin_id):
+                    continue
+                if fault.stream_only and not streamed:
+                    continue
+                self._use(rule)
+                plan = _with_fault(plan, fault, rule.describe())
+        return plan
+
+    def _use(self, rule: FaultRule) -> None:
+        if rule.times is None:
+            return
+        rule.times -= 1
+        if rule.times == 0:
+            self._rules.remove(rule)
+
+
+def _answer(rule: FaultRule) -> Answer:
+    fault = rule.fault
+    if isinstance(fault, ErrorAnswer):
+        body = envelopes.error(ErrorType(fault.error_type), fault.message)
+        return Answer(fault.status, body, rule.describe())
+    # internal/server/middleware.go RedirectPluginInvoke: 404, but the InternalServer envelope.
+    return Answer(404, envelopes.error(ErrorType.INTERNAL, NO_NODE_MESSAGE), rule.describe())
+
+
+def _with_fault(plan: StreamPlan, fault: Fault, applied: str) -> StreamPlan:
+    changes: dict[str, Any] = {"applied": (*plan.applied, applied)}
+    match fault:
+        case DelayFirstItem(seconds=seconds):
+            changes["first_item_delay"] = seconds
+        case DelayBetweenItems(seconds=seconds):
+            changes["item_delay"] = seconds
+        case CutAfter(items=items):
+            changes["cut_after"] = items
+        case TimeoutItem(after_items=after):
+            changes["ending"] = (after, envelopes.error(ErrorType.INTERNAL, TIMEOUT_MESSAGE))
+        case PluginErrorItem(error_type=error_type, message=message, args=args, after_items=n):
+            changes["ending"] = (n, envelopes.plugin_error(error_type, message, args))
+    return dataclasses.replace(plan, **changes)
+
+
+def _check_target(fault: Fault, route: str | None, times: int | None) -> None:
+    if route is not None and route not in _STREAMED:
+        raise FaultError(f"route: expected one of {', '.join(_STREAMED)}, got {route!r}")
+    if route is not None and fault.stream_only and not _STREAMED[route]:
+        raise FaultError(f"{fault.kind}: {route} answers plain JSON, not a stream")
+    if times is not None:
+        _check_count("times", times, minimum=1)
+
+
+def _check_count(name: str, value: object, minimum: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise FaultError(f"{name}: expected an integer of at least {minimum}, got {value!r}")
+
+
+def _check_seconds(value: object) -> None:
+    if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+        raise FaultError(f"seconds: expected a non-negative number, got {value!r}")

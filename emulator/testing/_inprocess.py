@@ -1,0 +1,173 @@
+"""The emulator's app answering httpx requests in process, through respx, with no socket.
+
+The app runs on an event loop of its own, in a daemon thread, so sync clients (Dify's pooled
+`httpx.Client`) and async ones alike can call it from any thread. Answers arrive whole. An
+answer the app leaves unfinished (a cut stream) gives its body, then the error httpx raises
+for a connection dropped mid-body, as over a socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote
+
+import httpx
+import respx
+
+ASGIApp = Any
+
+NO_RESPONSE = "Server disconnected without sending a response."
+# What h11 (httpx's HTTP/1.1 parser) says when a chunked body stops short; only streams,
+# which are chunked, are ever cut.
+INCOMPLETE_BODY = (
+    "peer closed connection without sending complete message body (incomplete chunked read)"
+)
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class AppLoop:
+    """An event loop in a daemon thread, running the app for requests from any thread."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="daemon-emulator in process", daemon=True
+        )
+        self._thread.start()
+
+    def answer(self, request: httpx.Request) -> httpx.Response:
+        """Send `request` to the app and wait for its whole answer."""
+        future = asyncio.run_coroutine_threadsafe(_exchange(self.app, request), self._loop)
+        return future.result().response(request)
+
+    async def answer_async(self, request: httpx.Request) -> httpx.Response:
+        future = asyncio.run_coroutine_threadsafe(_exchange(self.app, request), self._loop)
+        exchange = await asyncio.wrap_future(future)
+        return exchange.response(request)
+
+    def close(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+
+class Interception:
+    """Routes the process's httpx traffic for one base URL into the app, while started."""
+
+    def __init__(self, base_url: str, app_loop: AppLoop) -> None:
+        url = httpx.URL(base_url)
+        port = url.port or _DEFAULT_PORTS.get(url.scheme)
+        self._app_loop = app_loop
+        self._router = respx.MockRouter(assert_all_called=False)
+        self._router.route(scheme=url.scheme, host=url.host, port=port).mock(side_effect=self)
+        self._router.route().pass_through()
+
+    def start(self) -> None:
+        self._router.start()
+
+    def stop(self) -> None:
+        self._router.stop(clear=False, reset=True, quiet=True)
+
+    def __call__(self, request: httpx.Request) -> httpx.Response | Coroutine[Any, Any, Any]:
+        # respx calls one side effect for sync and async clients alike; an async client
+        # calls it from inside its event loop, and awaits what it returns.
+        if _inside_event_loop():
+            return self._app_loop.answer_async(request)
+        return self._app_loop.answer(request)
+
+
+@dataclass
+class _Exchange:
+    """What the app sent for one request."""
+
+    status: int | None = None
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    parts: list[bytes] = field(default_factory=list)
+    complete: bool = False
+
+    def response(self, request: httpx.Request) -> httpx.Response:
+        if self.status is None:
+            raise httpx.RemoteProtocolError(NO_RESPONSE, request=request)
+        headers = [
+            (name.decode("latin-1"), value.decode("latin-1")) for name, value in self.headers
+        ]
+        if self.complete:
+            body: httpx.SyncByteStream = httpx.ByteStream(b"".join(self.parts))
+        else:
+            body = _CutBody(self.parts, request)
+        return httpx.Response(self.status, headers=headers, stream=body, request=request)
+
+
+class _CutBody(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """A body whose connection dropped: the parts that arrived, then the client's error."""
+
+    def __init__(self, parts: list[bytes], request: httpx.Request) -> None:
+        self._parts = parts
+        self._request = request
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._parts
+        raise httpx.RemoteProtocolError(INCOMPLETE_BODY, request=self._request)
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for part in self._parts:
+            yield part
+        raise httpx.RemoteProtocolError(INCOMPLETE_BODY, request=self._request)
+
+
+async def _exchange(app: ASGIApp, request: httpx.Request) -> _Exchange:
+    exchange = _Exchange()
+    answered = asyncio.Event()
+    pending = [{"type": "http.request", "body": request.content, "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        if pending:
+            return pending.pop()
+        await answered.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            exchange.status = message["status"]
+            exchange.headers = list(message.get("headers", []))
+        elif message["type"] == "http.response.body":
+            exchange.parts.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                exchange.complete = True
+                answered.set()
+
+    try:
+        await app(_scope(request), receive, send)
+    finally:
+        answered.set()
+    return exchange
+
+
+def _scope(request: httpx.Request) -> dict[str, Any]:
+    url = request.url
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": request.method,
+        "scheme": url.scheme,
+        "path": unquote(url.path),
+        "raw_path": url.raw_path.split(b"?", 1)[0],
+        "query_string": url.query,
+        "root_path": "",
+        "headers": [(name.lower(), value) for name, value in request.headers.raw],
+        "server": (url.host, url.port or _DEFAULT_PORTS.get(url.scheme)),
+        "client": ("127.0.0.1", 0),
+    }
+
+
+def _inside_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True

@@ -1,0 +1,116 @@
+"""The emulator as the pytest fixtures use it: one app per test session, reset for each test.
+
+`EmulatorHarness` holds what is costly to build (the app, the loaded plugins, the in-process
+event loop, the live server) and builds each piece the first time a fixture asks for it.
+`DaemonEmulator` is what a test gets: the base URL and key to reach the emulator, its journal
+and its faults.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from emulator.config import DIFY_DEFAULT_KEY, Settings
+from emulator.faults import Fault, FaultRule, Faults
+from emulator.journal import DEFAULT_CAP, Dispatch, Journal
+from emulator.runtime import InProcessPlugin, import_sdk
+from emulator.runtime.registry import PluginSet
+from emulator.server.app import create_app
+from emulator.testing._inprocess import AppLoop, Interception
+from emulator.testing._live import LiveServer
+
+logger = logging.getLogger("emulator.testing")
+
+
+@dataclass
+class DaemonEmulator:
+    """The emulator one test talks to: where it is, what it recorded, what it injects."""
+
+    url: str
+    """The base URL, as PLUGIN_DAEMON_URL holds it."""
+    key: str
+    """The X-Api-Key it requires, as PLUGIN_DAEMON_KEY holds it."""
+    journal: Journal
+    faults: Faults
+
+    def dispatch_url(self, route: str, tenant_id: str) -> str:
+        """The URL Dify posts a dispatch to, e.g. route `llm/invoke`."""
+        return f"{self.url}/plugin/{tenant_id}/dispatch/{route}"
+
+    def inject(
+        self,
+        fault: Fault,
+        *,
+        route: str | None = None,
+        plugin_id: str | None = None,
+        times: int | None = None,
+    ) -> FaultRule:
+        """Inject `fault` into the dispatches that match (None: any), `times` times or always."""
+        return self.faults.add(fault, route=route, plugin_id=plugin_id, times=times)
+
+    def dispatches(self, route: str | None = None, plugin_id: str | None = None) -> list[Dispatch]:
+        """The dispatches recorded since the test started, oldest first."""
+        return self.journal.dispatches(route=route, plugin_id=plugin_id)
+
+    def reset(self) -> None:
+        """Forget the journal and remove every fault."""
+        self.journal.clear()
+        self.faults.clear()
+
+
+class EmulatorHarness:
+    """One emulator app for a test session, served in process, live, or both."""
+
+    def __init__(self, key: str = DIFY_DEFAULT_KEY, journal_cap: int = DEFAULT_CAP) -> None:
+        import_sdk()
+        self.key = key
+        self.journal = Journal(journal_cap)
+        self.faults = Faults()
+        self.app = create_app(Settings(key=key), PluginSet(), self.journal, self.faults)
+        self._plugins: dict[Path, InProcessPlugin] = {}
+        self._interceptions: dict[str, Interception] = {}
+        self._app_loop: AppLoop | None = None
+        self._live: LiveServer | None = None
+
+    def prepare(self, url: str, plugin_directories: Sequence[Path]) -> DaemonEmulator:
+        """Reset for a new test that uses these plugins (each loaded once per session)."""
+        self.app.state.plugins = PluginSet(self._plugin(Path(d)) for d in plugin_directories)
+        emulator = DaemonEmulator(url, self.key, self.journal, self.faults)
+        emulator.reset()
+        return emulator
+
+    def interception(self, base_url: str) -> Interception:
+        """respx routing of httpx traffic for `base_url` into the app (start and stop it)."""
+        if self._app_loop is None:
+            self._app_loop = AppLoop(self.app)
+        if base_url not in self._interceptions:
+            self._interceptions[base_url] = Interception(base_url, self._app_loop)
+        return self._interceptions[base_url]
+
+    @property
+    def live_url(self) -> str:
+        """The base URL of the app served by uvicorn, started on first use."""
+        if self._live is None:
+            self._live = LiveServer(self.app)
+        return self._live.url
+
+    def close(self) -> None:
+        if self._live is not None:
+            self._live.close()
+        if self._app_loop is not None:
+            self._app_loop.close()
+
+    def _plugin(self, directory: Path) -> InProcessPlugin:
+        resolved = directory.resolve()
+        if resolved not in self._plugins:
+            (plugin,) = PluginSet.load([resolved])
+            self._plugins[resolved] = plugin
+        return self._plugins[resolved]
+
+
+def plugin_directories(values: Iterable[str | Path], root: Path) -> list[Path]:
+    """Plugin directories as given to a marker or ini option: relative ones under `root`."""
+    return [Path(value) if Path(value).is_absolute() else root / value for value in values]

@@ -1,0 +1,428 @@
+"""Each fault, as a client sees it: status, headers, framing, and the daemon's envelopes.
+
+Expected envelopes are written out by hand from the daemon's reference (daemon-contract.md
+§2.3, §2.4, §7.3), compared as text and decoded level by level as Dify decodes them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from dify_client import DaemonError, collect
+from emulator.faults import (
+    CutAfter,
+    DelayBetweenItems,
+    DelayFirstItem,
+    ErrorAnswer,
+    FaultError,
+    Faults,
+    NoNode,
+    PluginErrorItem,
+    TimeoutItem,
+)
+from emulator.journal import Journal
+from emulator.testing._inprocess import INCOMPLETE_BODY, AppLoop
+from helpers import KEY, dispatch_headers, dispatch_url, payload
+
+TENANT = "4a1c3e52-6f0b-4d8e-9a7c-2b5d8e1f0a93"
+JSON_TYPE = "application/json; charset=utf-8"
+NO_NODE = (
+    '{"code":-500,"message":"{\\"message\\":\\"no available node, plugin runtime not found\\",'
+    '\\"error_type\\":\\"PluginDaemonInternalServerError\\",\\"args\\":null}","data":null}'
+)
+NO_RUNTIME = (
+    '{"code":-500,"message":"{\\"message\\":\\"failed to get plugin runtime\\",'
+    '\\"error_type\\":\\"PluginDaemonInternalServerError\\",\\"args\\":null}","data":null}'
+)
+KILLED_BY_TIMEOUT = (
+    '{"code":-500,"message":"{\\"message\\":\\"killed by timeout\\",'
+    '\\"error_type\\":\\"PluginDaemonInternalServerError\\",\\"args\\":null}","data":null}'
+)
+RATE_LIMITED = (
+    '{"code":-500,"message":"{\\"message\\":\\"{\\\\\\"args\\\\\\":{\\\\\\"retry_after\\\\\\":3},'
+    '\\\\\\"error_type\\\\\\":\\\\\\"InvokeRateLimitError\\\\\\",'
+    '\\\\\\"message\\\\\\":\\\\\\"slow \\\\\\\\u003cdown\\\\\\\\u003e\\\\\\"}\\",'
+    '\\"error_type\\":\\"PluginInvokeError\\",\\"args\\":null}","data":null}'
+)
+
+
+@pytest.fixture
+def faults(app: Any) -> Iterator[Faults]:
+    injected: Faults = app.state.faults
+    injected.clear()
+    yield injected
+    injected.clear()
+
+
+@pytest.fixture
+def journal(app: Any) -> Journal:
+    recorded: Journal = app.state.journal
+    recorded.clear()
+    return recorded
+
+
+@pytest.fixture(scope="module")
+def app_loop(app: Any) -> Iterator[AppLoop]:
+    loop = AppLoop(app)
+    yield loop
+    loop.close()
+
+
+@pytest.fixture(params=["in_process", "loopback"])
+def daemon(request: pytest.FixtureRequest, faults: Faults) -> Iterator[httpx.Client]:
+    """Each test runs through the pytest fixture's in-process bridge and over a socket."""
+    if request.param == "in_process":
+        loop: AppLoop = request.getfixturevalue("app_loop")
+        transport = httpx.MockTransport(loop.answer)
+        with httpx.Client(base_url="http://daemon", transport=transport) as client:
+            yield client
+    else:
+        live_url: str = request.getfixturevalue("live_url")
+        with httpx.Client(base_url=live_url, timeout=30) as client:
+            yield client
+
+
+def invoke(client: httpx.Client, route: str = "llm/invoke", **data: Any) -> httpx.Response:
+    body = payload(route, with_app_id=True)
+    body["data"].update(data)
+    return client.post(
+        dispatch_url(route, TENANT), content=json.dumps(body), headers=dispatch_headers()
+    )
+
+
+def nested(envelope: str) -> list[dict[str, Any]]:
+    """Each level of an error envelope, decoded as Dify decodes it: outer, daemon error, and
+    for a PluginInvokeError the plugin's own error."""
+    outer = json.loads(envelope)
+    levels = [outer, json.loads(outer["message"])]
+    if levels[1]["error_type"] == "PluginInvokeError":
+        levels.append(json.loads(levels[1]["message"]))
+    return levels
+
+
+def framed(*envelopes: str) -> bytes:
+    return b"".join(b"data: " + envelope.encode() + b"\n\n" for envelope in envelopes)
+
+
+# Answers before the stream -----------------------------------------------------------------
+
+
+def test_no_node_is_404_with_the_internal_error_envelope(
+    daemon: httpx.Client, faults: Faults
+) -> None:
+    faults.add(NoNode(), route="llm/invoke")
+
+    response = invoke(daemon)
+
+    assert response.status_code == 404
+    assert response.headers["content-type"] == JSON_TYPE
+    assert response.text == NO_NODE
+    assert nested(response.text) == [
+        {"code": -500, "message": nested(NO_NODE)[0]["message"], "data": None},
+        {
+            "message": "no available node, plugin runtime not found",
+            "error_type": "PluginDaemonInternalServerError",
+            "args": None,
+        },
+    ]
+
+
+def test_no_node_stands_in_for_an_installed_plugin_and_keeps_the_key_check_first(
+    client: httpx.Client, faults: Faults
+) -> None:
+    faults.add(NoNode(), plugin_id="langgenius/openai")
+    headers = dispatch_headers("langgenius/openai")
+
+    answered = client.post(dispatch_url("llm/invoke", TENANT), content="{}", headers=headers)
+    unkeyed = client.post(
+        dispatch_url("llm/invoke", TENANT), content="{}", headers={**headers, "X-Api-Key": "no"}
+    )
+
+    assert (answered.status_code, answered.text) == (404, NO_NODE)
+    assert unkeyed.status_code == 401
+
+
+def test_an_error_answer_is_the_daemons_plain_json_error(
+    daemon: httpx.Client, faults: Faults
+) -> None:
+    faults.add(ErrorAnswer("PluginDaemonInternalServerError", "failed to get plugin runtime"))
+
+    response = invoke(daemon)
+
+    assert response.status_code == 500
+    assert response.headers["content-type"] == JSON_TYPE
+    assert response.text == NO_RUNTIME
+    assert nested(response.text)[1] == {
+        "message": "failed to get plugin runtime",
+        "error_type": "PluginDaemonInternalServerError",
+        "args": None,
+    }
+
+
+# Error items inside the stream ------------------------------------------------------------
+
+
+def test_a_plugin_error_item_ends_the_stream_as_a_plugins_error_would(
+    daemon: httpx.Client, faults: Faults, journal: Journal
+) -> None:
+    error = PluginErrorItem("InvokeRateLimitError", "slow <down>", {"retry_after": 3}, 1)
+    faults.add(error, route="llm/invoke")
+
+    response = invoke(daemon)
+
+    (dispatch,) = journal.dispatches()
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/event-stream"
+    assert response.content == framed(dispatch.items[0], RATE_LIMITED)
+    assert json.loads(dispatch.items[0])["code"] == 0
+    assert nested(RATE_LIMITED) == [
+        {"code": -500, "message": nested(RATE_LIMITED)[0]["message"], "data": None},
+        {
+            "message": nested(RATE_LIMITED)[1]["message"],
+            "error_type": "PluginInvokeError",
+            "args": None,
+        },
+        {
+            "args": {"retry_after": 3},
+            "error_type": "InvokeRateLimitError",
+            "message": "slow <down>",
+        },
+    ]
+    assert collect(response.content)[1] == DaemonError("InvokeRateLimitError", "slow <down>")
+
+
+def test_a_plugin_error_item_on_a_polling_route_is_a_500_as_the_daemon_answers_it(
+    daemon: httpx.Client, faults: Faults
+) -> None:
+    faults.add(PluginErrorItem("InvokeRateLimitError", "slow <down>", {"retry_after": 3}))
+
+    response = invoke(daemon, "model/polling/start")
+
+    assert response.status_code == 500
+    assert response.headers["content-type"] == JSON_TYPE
+    assert response.text == RATE_LIMITED
+
+
+def test_the_timeout_item_is_the_one_the_daemons_own_timeout_writes(
+    daemon: httpx.Client, faults: Faults, journal: Journal
+) -> None:
+    faults.add(TimeoutItem(after_items=2))
+
+    response = invoke(daemon, model_parameters={"chunks": 5})
+
+    first, second, last = journal.dispatches()[0].items
+    assert response.content == framed(first, second, KILLED_BY_TIMEOUT)
+    assert last == KILLED_BY_TIMEOUT
+    assert nested(last)[1] == {
+        "message": "killed by timeout",
+        "error_type": "PluginDaemonInternalServerError",
+        "args": None,
+    }
+
+
+def test_a_fault_item_after_more_items_than_the_plugin_sends_never_fires(
+    daemon: httpx.Client, faults: Faults
+) -> None:
+    faults.add(TimeoutItem(after_items=50))
+
+    assert collect(invoke(daemon).content)[1] is None
+
+
+# A cut connection --------------------------------------------------------------------------
+
+
+def test_a_cut_stream_gives_its_items_then_the_clients_protocol_error(
+    daemon: httpx.Client, faults: Faults, journal: Journal
+) -> None:
+    faults.add(CutAfter(2))
+    body = payload("llm/invoke", with_app_id=True)
+    received = b""
+
+    with (
+        pytest.raises(httpx.RemoteProtocolError) as raised,
+        daemon.stream(
+            "POST",
+            dispatch_url("llm/invoke", TENANT),
+            content=json.dumps(body),
+            headers=dispatch_headers(),
+        ) as response,
+    ):
+        assert (response.status_code, response.headers["content-type"]) == (
+            200,
+            "text/event-stream",
+        )
+        for chunk in response.iter_bytes():
+            received += chunk
+
+    assert str(raised.value) == INCOMPLETE_BODY
+    assert journal.settle()
+    (dispatch,) = journal.dispatches()
+    assert received == framed(*dispatch.items) and len(dispatch.items) == 2
+    assert dispatch.faults == ["cut_after (rule 1)"]
+
+
+# Delays ----------------------------------------------------------------------------------
+
+
+def test_a_delayed_first_item_holds_the_status_and_headers_too(
+    live_url: str, faults: Faults
+) -> None:
+    faults.add(DelayFirstItem(0.5))
+    body = json.dumps(payload("llm/invoke", with_app_id=True))
+    url = live_url + dispatch_url("llm/invoke", TENANT)
+
+    with (
+        httpx.Client(timeout=httpx.Timeout(5, read=0.2)) as impatient,
+        pytest.raises(httpx.ReadTimeout),
+    ):
+        impatient.post(url, content=body, headers=dispatch_headers())
+    with httpx.Client(timeout=5) as patient:
+        started = time.monotonic()
+        with patient.stream("POST", url, content=body, headers=dispatch_headers()) as response:
+            headers_after = time.monotonic() - started
+            assert collect(response.read())[1] is None
+
+    assert headers_after >= 0.5
+
+
+def test_delays_between_items_space_every_item_after_the_first(
+    live_url: str, faults: Faults
+) -> None:
+    faults.add(DelayBetweenItems(0.15), route="llm/invoke")
+    body = payload("llm/invoke", with_app_id=True)
+    body["data"]["model_parameters"] = {"chunks": 2}
+    arrivals = []
+
+    with (
+        httpx.Client(base_url=live_url, timeout=10) as client,
+        client.stream(
+            "POST",
+            dispatch_url("llm/invoke", TENANT),
+            content=json.dumps(body),
+            headers=dispatch_headers(),
+        ) as response,
+    ):
+        for line in response.iter_lines():
+            if line:
+                arrivals.append(time.monotonic())
+
+    gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
+    assert len(arrivals) == 4
+    assert min(gaps) >= 0.15 * 0.9
+
+
+# Which dispatches a rule touches -----------------------------------------------------------
+
+
+def test_a_rule_touches_only_its_route_and_plugin_and_only_so_many_times(
+    client: httpx.Client, faults: Faults
+) -> None:
+    faults.add(NoNode(), route="llm/invoke", plugin_id="emulator/echo", times=2)
+    faults.add(NoNode(), route="rerank/invoke")
+
+    statuses = [invoke(client).status_code for _ in range(3)]
+    other_plugin = client.post(
+        dispatch_url("llm/invoke", TENANT), content="{}", headers=dispatch_headers("twins/twin-a")
+    )
+
+    assert statuses == [404, 404, 200]
+    assert other_plugin.status_code == 400  # validation: the rule is for another plugin
+    assert [rule.route for rule in faults.rules()] == ["rerank/invoke"]
+
+
+def test_later_rules_win_for_the_same_setting(client: httpx.Client, faults: Faults) -> None:
+    faults.add(TimeoutItem(after_items=0))
+    faults.add(PluginErrorItem("InvokeRateLimitError", "slow <down>", {"retry_after": 3}))
+
+    assert invoke(client).content == framed(RATE_LIMITED)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: CutAfter(0), "items: expected an integer of at least 1, got 0"),
+        (lambda: DelayFirstItem(-1), "seconds: expected a non-negative number, got -1"),
+        (lambda: ErrorAnswer("Oops", "x"), "error_type: expected one of"),
+        (lambda: TimeoutItem(after_items=True), "after_items: expected an integer"),
+    ],
+)
+def test_a_fault_that_cannot_be_is_refused_with_a_reason(make: Any, message: str) -> None:
+    with pytest.raises(FaultError, match=message):
+        make()
+
+
+def test_a_stream_fault_on_a_plain_json_route_is_refused(faults: Faults) -> None:
+    with pytest.raises(FaultError, match="model/polling/start answers plain JSON"):
+        faults.add(CutAfter(1), route="model/polling/start")
+    with pytest.raises(FaultError, match="route: expected one of llm/invoke"):
+        faults.add(NoNode(), route="llm/nothing")
+
+
+# Over HTTP -------------------------------------------------------------------------------
+
+
+def test_faults_are_set_listed_and_cleared_over_http(client: httpx.Client, faults: Faults) -> None:
+    keyed = {"X-Api-Key": KEY}
+    spec = {"fault": {"kind": "no_node"}, "route": "llm/invoke", "times": 1}
+
+    added = client.post("/_emulator/faults", json=spec, headers=keyed)
+    listed = client.get("/_emulator/faults", headers=keyed).json()
+    answered = invoke(client)
+
+    assert added.status_code == 201
+    assert added.json() == {
+        "id": added.json()["id"],
+        "fault": {"kind": "no_node"},
+        "route": "llm/invoke",
+        "plugin_id": None,
+        "times": 1,
+    }
+    assert listed == {"rules": [added.json()]}
+    assert (answered.status_code, answered.text) == (404, NO_NODE)
+    assert client.get("/_emulator/faults", headers=keyed).json() == {"rules": []}
+    client.post(
+        "/_emulator/faults", json={"fault": {"kind": "cut_after", "items": 1}}, headers=keyed
+    )
+    assert client.delete("/_emulator/faults", headers=keyed).status_code == 204
+    assert faults.rules() == []
+
+
+def test_reset_over_http_clears_faults_and_journal(
+    client: httpx.Client, faults: Faults, journal: Journal
+) -> None:
+    faults.add(DelayFirstItem(0))
+    invoke(client)
+
+    response = client.post("/_emulator/reset", headers={"X-Api-Key": KEY})
+
+    assert response.status_code == 204
+    assert (faults.rules(), len(journal)) == ([], 0)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"fault": {"kind": "slow"}}, "fault rule: kind: expected one of no_node, error_answer"),
+        ({"fault": {"kind": "cut_after"}}, "fault rule: cut_after: "),
+        ({"route": "llm/invoke"}, "fault rule: fault is missing"),
+        (
+            {"fault": {"kind": "cut_after", "items": 1}, "route": "model/polling/check"},
+            "plain JSON",
+        ),
+    ],
+)
+def test_a_bad_fault_over_http_is_a_400_that_says_why(
+    client: httpx.Client, faults: Faults, spec: dict[str, Any], message: str
+) -> None:
+    response = client.post("/_emulator/faults", json=spec, headers={"X-Api-Key": KEY})
+
+    assert response.status_code == 400
+    assert message in json.loads(response.json()["message"])["message"]
+    assert faults.rules() == []
