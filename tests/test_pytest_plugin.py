@@ -1,0 +1,278 @@
+"""The pytest plugin, as projects that install the package meet it.
+
+Most tests here run pytest in a subprocess on a small project of their own, so that what is
+checked is the installed plugin alone: this repository's conftest is not loaded there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from emulator.testing import (
+    DaemonEmulator,
+    NoNode,
+    assert_dispatched,
+    assert_never_dispatched,
+    assert_plugin_saw,
+)
+from helpers import FIXTURE_PLUGINS, ROOT, payload
+
+TENANT = "4a1c3e52-6f0b-4d8e-9a7c-2b5d8e1f0a93"
+CONSUMER = ROOT / "tests" / "consumer"
+
+
+def run_pytest(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run pytest on `project` as its own rootdir, in a clean environment."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("PLUGIN_DAEMON_", "PYTEST_"))
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def project(tmp_path: Path, ini: str = "", **files: str) -> Path:
+    (tmp_path / "pytest.ini").write_text("[pytest]\n" + ini)
+    for name, text in files.items():
+        (tmp_path / f"{name}.py").write_text(text)
+    return tmp_path
+
+
+# The sample consumer project -------------------------------------------------------------
+
+
+def test_the_consumer_project_passes_on_the_installed_package_alone() -> None:
+    result = run_pytest(CONSUMER, "-c", str(CONSUMER / "pytest.ini"), str(CONSUMER))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 passed" in result.stdout
+
+
+# Installed but unused --------------------------------------------------------------------
+
+# respx is left out: its own pytest plugin imports it (without patching anything).
+UNTOUCHED = """
+import os, socket, sys
+import httpcore
+
+def test_nothing_heavy_was_imported_or_patched(pytestconfig):
+    assert pytestconfig.pluginmanager.has_plugin("daemon_emulator")
+    heavy = ("dify_plugin", "gevent", "fastapi", "starlette", "uvicorn", "pydantic",
+             "emulator.server", "emulator.runtime", "emulator.journal")
+    assert [name for name in heavy if name in sys.modules] == []
+    assert socket.socket.__module__ == "socket"
+    assert httpcore.ConnectionPool.handle_request.__module__ == "httpcore._sync.connection_pool"
+    assert "PLUGIN_DAEMON_URL" not in os.environ
+"""
+
+
+def test_a_test_without_the_fixtures_runs_in_an_unchanged_process(tmp_path: Path) -> None:
+    result = run_pytest(project(tmp_path, test_untouched=UNTOUCHED))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# Contract warnings fail the test ---------------------------------------------------------
+
+WARNED = f"""
+import json, os
+import httpx, pytest
+
+BODY = {json.dumps(payload("llm/invoke"))!r}
+
+def send(app_id):
+    body = {{**json.loads(BODY), "app_id": app_id}}
+    headers = {{"X-Api-Key": os.environ["PLUGIN_DAEMON_KEY"], "X-Plugin-ID": "emulator/echo",
+               "Content-Type": "application/json"}}
+    url = os.environ["PLUGIN_DAEMON_URL"] + "/plugin/{TENANT}/dispatch/llm/invoke"
+    return httpx.post(url, content=json.dumps(body), headers=headers)
+
+def test_a_coerced_app_id(daemon_emulator):
+    assert send(123).status_code == 200
+
+@pytest.mark.allow_contract_warnings
+def test_a_coerced_app_id_allowed(daemon_emulator):
+    assert send(123).status_code == 200
+
+def test_a_clean_dispatch(daemon_emulator_live):
+    assert send("app-1").status_code == 200
+"""
+
+
+def test_a_contract_warning_fails_the_test_that_caused_it_unless_allowed(tmp_path: Path) -> None:
+    result = run_pytest(project(tmp_path, test_warned=WARNED), "-rA")
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "1 failed, 2 passed" in result.stdout
+    assert "FAILED test_warned.py::test_a_coerced_app_id - " in result.stdout
+    assert (
+        "JournalAssertionError: expected no contract warnings, but 1 dispatch carried some"
+        " (mark the test allow_contract_warnings to allow them):"
+    ) in result.stdout
+    assert "id_coerced $.app_id: expected a string or null, got number 123" in result.stdout
+
+
+# Which plugins are served ----------------------------------------------------------------
+
+PLUGINS_SEEN = """
+import os
+import httpx, pytest
+
+def served():
+    health = httpx.get(os.environ["PLUGIN_DAEMON_URL"] + "/health/check").json()
+    return [p.split(":")[0] for p in health["plugins"]]
+
+def test_from_the_ini_option(daemon_emulator):
+    assert served() == ["twins/twin-a"]
+
+@pytest.mark.daemon_emulator_plugins("plugins/twin_b", "plugins/raising")
+def test_from_the_marker(daemon_emulator_live):
+    assert served() == ["twins/twin-b", "tests/raising"]
+"""
+
+PLUGINS_OVERRIDDEN = """
+import os
+from pathlib import Path
+import httpx, pytest
+
+@pytest.fixture
+def daemon_emulator_plugins():
+    return [Path("plugins/raising")]
+
+def test_from_an_overriding_fixture(daemon_emulator):
+    served = httpx.get(os.environ["PLUGIN_DAEMON_URL"] + "/health/check").json()["plugins"]
+    assert [p.split(":")[0] for p in served] == ["tests/raising"]
+"""
+
+
+def test_plugins_come_from_the_ini_option_a_marker_or_an_overriding_fixture(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "plugins").mkdir()
+    for name in ("twin_a", "twin_b", "raising"):
+        (tmp_path / "plugins" / name).symlink_to(FIXTURE_PLUGINS / name)
+    ini = "daemon_emulator_plugins = plugins/twin_a\n"
+    files = {"test_seen": PLUGINS_SEEN, "test_overridden": PLUGINS_OVERRIDDEN}
+
+    result = run_pytest(project(tmp_path, ini, **files))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 passed" in result.stdout
+
+
+# pytest-xdist --------------------------------------------------------------------------
+
+PER_WORKER = """
+import json, os, time
+import httpx, pytest
+
+@pytest.mark.parametrize("n", range(6))
+def test_dispatch(daemon_emulator_live, n, worker_id):
+    time.sleep(0.2)  # long enough for both workers to take tests
+    httpx.get(os.environ["PLUGIN_DAEMON_URL"] + "/health/check")
+    record = {"worker": worker_id, "url": daemon_emulator_live.url, "pid": os.getpid(),
+              "journal": id(daemon_emulator_live.journal)}
+    with open("seen.jsonl", "a") as seen:
+        seen.write(json.dumps(record) + "\\n")
+"""
+
+
+def test_each_xdist_worker_gets_its_own_emulator(tmp_path: Path) -> None:
+    result = run_pytest(project(tmp_path, test_workers=PER_WORKER), "-n", "2")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    seen = [json.loads(line) for line in (tmp_path / "seen.jsonl").read_text().splitlines()]
+    by_worker: dict[str, set[tuple[str, int]]] = {}
+    for record in seen:
+        by_worker.setdefault(record["worker"], set()).add((record["url"], record["pid"]))
+    assert sorted(by_worker) == ["gw0", "gw1"]
+    assert all(len(servers) == 1 for servers in by_worker.values())
+    assert by_worker["gw0"] != by_worker["gw1"]
+
+
+# In this suite, beside its own conftest fixtures ----------------------------------------
+
+
+def dispatch(emulator: DaemonEmulator, body: object, route: str = "llm/invoke") -> httpx.Response:
+    headers = {"X-Api-Key": emulator.key, "X-Plugin-ID": "emulator/echo"}
+    return httpx.post(emulator.dispatch_url(route, TENANT), json=body, headers=headers)
+
+
+def test_the_fixtures_set_the_environment_dify_reads(
+    daemon_emulator: DaemonEmulator,
+) -> None:
+    assert os.environ["PLUGIN_DAEMON_URL"] == daemon_emulator.url == "http://localhost:5002"
+    assert os.environ["PLUGIN_DAEMON_KEY"] == daemon_emulator.key == "plugin-api-key"
+
+
+def test_a_fault_and_a_dispatch_in_one_test(daemon_emulator: DaemonEmulator) -> None:
+    daemon_emulator.inject(NoNode(), route="llm/invoke")
+
+    assert dispatch(daemon_emulator, payload("llm/invoke", with_app_id=True)).status_code == 404
+    assert len(daemon_emulator.dispatches()) == 1
+
+
+def test_are_gone_in_the_next_test(daemon_emulator: DaemonEmulator) -> None:
+    assert daemon_emulator.faults.rules() == [] and len(daemon_emulator.journal) == 0
+    assert dispatch(daemon_emulator, payload("llm/invoke", with_app_id=True)).status_code == 200
+
+
+def test_async_clients_are_routed_in_process_too(daemon_emulator: DaemonEmulator) -> None:
+    async def invoke_all() -> list[int]:
+        headers = {"X-Api-Key": daemon_emulator.key, "X-Plugin-ID": "emulator/echo"}
+        async with httpx.AsyncClient() as client:
+            answers = await asyncio.gather(
+                *(
+                    client.post(
+                        daemon_emulator.dispatch_url("llm/invoke", TENANT),
+                        json={**payload("llm/invoke"), "app_id": f"app-{n}"},
+                        headers=headers,
+                    )
+                    for n in range(5)
+                )
+            )
+        return [answer.status_code for answer in answers]
+
+    assert asyncio.run(invoke_all()) == [200] * 5
+    for n in range(5):
+        assert_plugin_saw(daemon_emulator, "llm/invoke", app_id=f"app-{n}")
+
+
+def test_other_traffic_passes_through_the_in_process_fixture(
+    daemon_emulator: DaemonEmulator, live_url: str
+) -> None:
+    response = httpx.get(live_url + "/health/check")
+
+    assert response.status_code == 200
+    assert_never_dispatched(daemon_emulator)
+
+
+def test_the_request_log_goes_through_logging(
+    daemon_emulator_live: DaemonEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="emulator.server"):
+        dispatch(daemon_emulator_live, payload("llm/invoke", with_app_id=True))
+        assert_dispatched(daemon_emulator_live, "llm/invoke", app_id="app-9f3c")
+
+    assert any(
+        record.name == "emulator.server"
+        and "llm/invoke plugin=emulator/echo app_id=app-9f3c status=200" in record.getMessage()
+        for record in caplog.records
+    )
