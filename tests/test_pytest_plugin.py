@@ -10,8 +10,6 @@ import asyncio
 import json
 import logging
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -25,27 +23,10 @@ from emulator.testing import (
     assert_plugin_saw,
 )
 from helpers import FIXTURE_PLUGINS, ROOT, payload
+from projects import run_pytest
 
 TENANT = "4a1c3e52-6f0b-4d8e-9a7c-2b5d8e1f0a93"
 CONSUMER = ROOT / "tests" / "consumer"
-
-
-def run_pytest(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run pytest on `project` as its own rootdir, in a clean environment."""
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("PLUGIN_DAEMON_", "PYTEST_"))
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 def project(tmp_path: Path, ini: str = "", **files: str) -> Path:
@@ -276,3 +257,26 @@ def test_the_request_log_goes_through_logging(
         and "llm/invoke plugin=emulator/echo app_id=app-9f3c status=200" in record.getMessage()
         for record in caplog.records
     )
+
+
+# SDK test suites import dify_plugin at module level --------------------------------------
+
+SDK_FIRST = """
+import socket
+import dify_plugin  # as the SDK's own tests do, at collection time
+import httpx
+
+def test_the_sdk_was_imported_without_gevent_and_the_live_server_works(daemon_emulator_live):
+    assert socket.socket.__module__ == "socket"
+    assert httpx.get(daemon_emulator_live.url + "/health/check").status_code == 200
+"""
+
+
+def test_the_ini_option_imports_the_sdk_before_test_modules_and_unpatched(
+    tmp_path: Path,
+) -> None:
+    ini = "daemon_emulator_import_sdk = true\nfilterwarnings = error::RuntimeWarning\n"
+
+    result = run_pytest(project(tmp_path, ini, test_sdk_first=SDK_FIRST))
+
+    assert result.returncode == 0, result.stdout + result.stderr

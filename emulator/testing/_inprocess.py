@@ -65,12 +65,18 @@ class Interception:
         self._router = respx.MockRouter(assert_all_called=False)
         self._router.route(scheme=url.scheme, host=url.host, port=port).mock(side_effect=self)
         self._router.route().pass_through()
+        self.active = False
 
     def start(self) -> None:
-        self._router.start()
+        """Patch httpx's transports (once: a started interception stays started)."""
+        if not self.active:
+            self._router.start()
+            self.active = True
 
     def stop(self) -> None:
-        self._router.stop(clear=False, reset=True, quiet=True)
+        if self.active:
+            self._router.stop(clear=True, reset=True, quiet=True)
+            self.active = False
 
     def __call__(self, request: httpx.Request) -> httpx.Response | Coroutine[Any, Any, Any]:
         # respx calls one side effect for sync and async clients alike; an async client

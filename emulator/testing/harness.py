@@ -71,13 +71,17 @@ class EmulatorHarness:
         self.faults = Faults()
         self.app = create_app(Settings(key=key), PluginSet(), self.journal, self.faults)
         self._plugins: dict[Path, InProcessPlugin] = {}
+        self._serving: tuple[Path, ...] = ()
         self._interceptions: dict[str, Interception] = {}
         self._app_loop: AppLoop | None = None
         self._live: LiveServer | None = None
 
     def prepare(self, url: str, plugin_directories: Sequence[Path]) -> DaemonEmulator:
         """Reset for a new test that uses these plugins (each loaded once per session)."""
-        self.app.state.plugins = PluginSet(self._plugin(Path(d)) for d in plugin_directories)
+        wanted = tuple(plugin_directories)
+        if wanted != self._serving:
+            self.app.state.plugins = PluginSet(self._plugin(Path(d)) for d in wanted)
+            self._serving = wanted
         emulator = DaemonEmulator(url, self.key, self.journal, self.faults)
         emulator.reset()
         return emulator
@@ -97,7 +101,13 @@ class EmulatorHarness:
             self._live = LiveServer(self.app)
         return self._live.url
 
+    def stop_interceptions(self) -> None:
+        """Give httpx its own transports back."""
+        for interception in self._interceptions.values():
+            interception.stop()
+
     def close(self) -> None:
+        self.stop_interceptions()
         if self._live is not None:
             self._live.close()
         if self._app_loop is not None:

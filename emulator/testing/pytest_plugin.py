@@ -28,6 +28,7 @@ DEFAULT_URL = "http://localhost:5002"
 """Dify's default PLUGIN_DAEMON_URL: code that read it at import time is routed too."""
 
 _EMULATOR = pytest.StashKey["DaemonEmulator"]()
+_HARNESS = pytest.StashKey["EmulatorHarness"]()
 _WARNINGS_HINT = " (mark the test allow_contract_warnings to allow them)"
 
 
@@ -88,6 +89,17 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     return outcome
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    outcome = yield
+    harness = item.config.stash.get(_HARNESS, None)
+    # Patching httpx's transports is most of the in-process fixture's cost: the patch stays
+    # between tests that use the fixture, and goes before any test that does not.
+    if harness is not None and "daemon_emulator" not in getattr(nextitem, "fixturenames", ()):
+        harness.stop_interceptions()
+    return outcome
+
+
 @pytest.fixture
 def daemon_emulator_plugins(pytestconfig: pytest.Config) -> list[Path]:
     """The plugin directories to serve: the ini option's, else the bundled example plugin."""
@@ -107,7 +119,9 @@ def _daemon_emulator_harness(pytestconfig: pytest.Config) -> Iterator[EmulatorHa
         key=pytestconfig.getini("daemon_emulator_key"),
         journal_cap=int(pytestconfig.getini("daemon_emulator_journal_cap")),
     )
+    pytestconfig.stash[_HARNESS] = harness
     yield harness
+    del pytestconfig.stash[_HARNESS]
     harness.close()
 
 
@@ -119,12 +133,8 @@ def daemon_emulator(
 ) -> Iterator[DaemonEmulator]:
     """The emulator in process: httpx requests to its URL never touch a socket."""
     url = request.config.getini("daemon_emulator_url").rstrip("/")
-    interception = _daemon_emulator_harness.interception(url)
-    interception.start()
-    try:
-        yield from _serving(request, _daemon_emulator_harness, url, daemon_emulator_plugins)
-    finally:
-        interception.stop()
+    _daemon_emulator_harness.interception(url).start()
+    yield from _serving(request, _daemon_emulator_harness, url, daemon_emulator_plugins)
 
 
 @pytest.fixture
