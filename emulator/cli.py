@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 
 import uvicorn
 
@@ -43,6 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def serve(settings: Settings) -> int:
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _stop)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -70,6 +75,16 @@ def serve(settings: Settings) -> int:
     return 0
 
 
+def _stop(signum: int, frame: FrameType | None) -> None:
+    """End at once, with status 0: `docker stop` is how a container is meant to end.
+
+    Python as a container's PID 1 ignores SIGTERM unless it has a handler. While uvicorn
+    serves, its own handler shuts down gracefully and then raises the signal again, which
+    lands here once the connections are closed.
+    """
+    raise SystemExit(0)
+
+
 def contracts(args: argparse.Namespace) -> int:
     """`contracts export` writes the JSON Schemas; `contracts diff` judges a change."""
     if args.contracts_command == "export":
@@ -94,7 +109,8 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         type=Path,
         metavar="DIR",
-        help="a plugin directory (repeatable); default: the bundled example plugin",
+        help="a plugin directory or a folder of them (repeatable); "
+        "default: $EMULATOR_PLUGIN_DIRS or the bundled example plugin",
     )
     serve.add_argument("--host", help="default: $SERVER_HOST or 127.0.0.1")
     serve.add_argument("--port", type=int, help="default: $SERVER_PORT or 5002")
@@ -102,7 +118,9 @@ def _parser() -> argparse.ArgumentParser:
         "--key", help="the X-Api-Key to require; default: $SERVER_KEY or Dify's default"
     )
     serve.add_argument(
-        "--strict", action="store_true", help="answer 400 wherever the daemon would silently coerce"
+        "--strict",
+        action="store_true",
+        help="answer 400 wherever the daemon would silently coerce; default: $EMULATOR_STRICT",
     )
     contract = commands.add_parser("contracts", help="the contract as JSON Schema")
     contract_commands = contract.add_subparsers(dest="contracts_command", required=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,15 +34,15 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **flags: Any) -> Settings:
-        """Defaults, overridden by the daemon's env names, overridden by flags that are set."""
+        """Defaults, overridden by the env names, overridden by flags that are set."""
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
-        for name, (field_name, parse) in _ENV.items():
+        for name, (field_name, parse, kind) in _ENV.items():
             if name in env:
-                values[field_name] = _parsed(name, env[name], parse)
+                values[field_name] = _parsed(name, env[name], parse, kind)
         values.update({name: value for name, value in flags.items() if value is not None})
         if "plugins" in values:
-            values["plugins"] = tuple(Path(p) for p in values["plugins"]) or (EXAMPLE_PLUGIN,)
+            values["plugins"] = plugin_directories(values["plugins"]) or (EXAMPLE_PLUGIN,)
         return cls(**values)
 
 
@@ -50,16 +50,61 @@ class SettingsError(ValueError):
     """A setting the emulator cannot run with; the message says which and why."""
 
 
-_ENV: dict[str, tuple[str, Callable[[str], Any]]] = {
-    "SERVER_HOST": ("host", str),
-    "SERVER_PORT": ("port", int),
-    "SERVER_KEY": ("key", str),
-    "PLUGIN_MAX_EXECUTION_TIMEOUT": ("max_execution_timeout", float),
+def plugin_directories(paths: Iterable[Path | str]) -> tuple[Path, ...]:
+    """Each path that holds a manifest.yaml is a plugin; any other folder holds plugins.
+
+    A folder of plugins stands for its subfolders, in name order (hidden ones and
+    ``__pycache__`` left out), so a volume at /plugins serves every plugin mounted in it.
+    A path that is no folder at all stays as it is, for the loader to name.
+    """
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir() and not (path / "manifest.yaml").is_file():
+            found.extend(_plugins_in(path))
+        else:
+            found.append(path)
+    return tuple(found)
+
+
+def _plugins_in(folder: Path) -> list[Path]:
+    inside = sorted(
+        path
+        for path in folder.iterdir()
+        if path.is_dir() and not path.name.startswith(".") and path.name != "__pycache__"
+    )
+    if not inside:
+        raise SettingsError(f"{folder} is not a plugin (no manifest.yaml) and holds no plugins")
+    return inside
+
+
+def _path_list(text: str) -> tuple[Path, ...]:
+    return tuple(Path(part) for part in text.split(os.pathsep) if part)
+
+
+def _go_bool(text: str) -> bool:
+    """The daemon's env booleans: Go's strconv.ParseBool."""
+    if text in ("1", "t", "T", "true", "TRUE", "True"):
+        return True
+    if text in ("0", "f", "F", "false", "FALSE", "False"):
+        return False
+    raise ValueError(text)
+
+
+_ENV: dict[str, tuple[str, Callable[[str], Any], str]] = {
+    "SERVER_HOST": ("host", str, "string"),
+    "SERVER_PORT": ("port", int, "int"),
+    "SERVER_KEY": ("key", str, "string"),
+    "PLUGIN_MAX_EXECUTION_TIMEOUT": ("max_execution_timeout", float, "float"),
+    # The daemon has no name for these. Its PLUGIN_INSTALLED_PATH is a folder of installed
+    # packages under its storage root, and Dify's compose file sets it ("plugin"), so a
+    # drop-in that read it would load the wrong thing.
+    "EMULATOR_PLUGIN_DIRS": ("plugins", _path_list, "path list"),
+    "EMULATOR_STRICT": ("strict", _go_bool, "bool"),
 }
 
 
-def _parsed(name: str, text: str, parse: Callable[[str], Any]) -> Any:
+def _parsed(name: str, text: str, parse: Callable[[str], Any], kind: str) -> Any:
     try:
         return parse(text)
     except ValueError:
-        raise SettingsError(f"{name}={text!r} is not a valid {parse.__name__}") from None
+        raise SettingsError(f"{name}={text!r} is not a valid {kind}") from None
