@@ -291,4 +291,11 @@ def _plain(value: Any) -> Any:
 
 
 def _warning_json(warning: ContractWarning) -> dict[str, str]:
-    return {"kind": str(warning.kind), "path": warning.path, "detail": warning.detail}
+    return {
+        "kind": str(warning.kind),
+        "path": warning.path,
+        "expected": warning.expected,
+        "actual": warning.actual,
+        "effect": warning.effect,
+        "text": str(warning),
+    }

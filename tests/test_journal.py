@@ -97,7 +97,16 @@ def test_the_bound_values_are_what_go_made_of_the_body(
     (dispatch,) = journal.dispatches()
     assert dispatch.app_id == "" and dispatch.session is not None and dispatch.session.app_id == ""
     assert [str(w.kind) for w in dispatch.warnings] == ["id_coerced"]
-    assert dispatch.to_json()["warnings"][0]["path"] == "$.app_id"
+    (warning,) = dispatch.to_json()["warnings"]
+    assert warning == {
+        "kind": "id_coerced",
+        "path": "$.app_id",
+        "expected": warning["expected"],
+        "actual": warning["actual"],
+        "effect": warning["effect"],
+        "text": str(dispatch.warnings[0]),
+    }
+    assert warning["text"].startswith("id_coerced $.app_id: expected a string or null, got")
 
 
 def test_a_refused_dispatch_records_its_answer_and_nothing_it_never_reached(

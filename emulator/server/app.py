@@ -177,17 +177,9 @@ def _open_record(route: Route, request: Request) -> Dispatch:
 async def _dispatch(route: Route, request: Request, tenant_id: str, record: Dispatch) -> Response:
     settings: Settings = request.app.state.settings
     plugins: PluginSet = request.app.state.plugins
-    faults: Faults = request.app.state.faults
-    if request.headers.get("x-api-key", "") != settings.key:
-        return error_answer(401, ErrorType.UNAUTHORIZED, "unauthorized")
-    plugin_id = request.headers.get("x-plugin-id", "")
-    if not plugin_id:
-        return error_answer(400, ErrorType.BAD_REQUEST, "plugin_id is required")
-    if not tenant_id:
-        return error_answer(400, ErrorType.BAD_REQUEST, "tenant_id is required")
-    if injected := faults.answer_for(route.path, plugin_id):
-        record.faults.append(injected.applied)
-        return json_answer(injected.status, injected.body)
+    if refusal := _refusal_before_the_body(route, request, tenant_id, record):
+        return refusal
+    plugin_id = request.headers["x-plugin-id"]
     plugin = plugins.get(plugin_id)
     if plugin is None:
         return error_answer(404, ErrorType.PLUGIN_NOT_FOUND, "plugin not found")
@@ -212,10 +204,29 @@ async def _dispatch(route: Route, request: Request, tenant_id: str, record: Disp
         message = strict_message(bound.warnings)
         return error_answer(400, ErrorType.BAD_REQUEST, message, warning_headers(bound))
     record.request_line = line
-    plan = faults.stream_plan(route.path, plugin_id)
+    plan = request.app.state.faults.stream_plan(route.path, plugin_id)
     record.faults.extend(plan.applied)
     session = _Session(route, plugin, bound, line, session_id, record, plan)
     return await _run_session(session, plugins, settings)
+
+
+def _refusal_before_the_body(
+    route: Route, request: Request, tenant_id: str, record: Dispatch
+) -> Response | None:
+    """The daemon's middleware up to the plugin lookup: key, plugin id, tenant, and where a
+    fault answers instead, RedirectPluginInvoke's search for a node."""
+    if request.headers.get("x-api-key", "") != request.app.state.settings.key:
+        return error_answer(401, ErrorType.UNAUTHORIZED, "unauthorized")
+    plugin_id = request.headers.get("x-plugin-id", "")
+    if not plugin_id:
+        return error_answer(400, ErrorType.BAD_REQUEST, "plugin_id is required")
+    if not tenant_id:
+        return error_answer(400, ErrorType.BAD_REQUEST, "tenant_id is required")
+    faults: Faults = request.app.state.faults
+    if injected := faults.answer_for(route.path, plugin_id):
+        record.faults.append(injected.applied)
+        return json_answer(injected.status, injected.body)
+    return None
 
 
 def _sdk_rejection(plugin: Any, line: str) -> list[ContractWarning]:
