@@ -272,7 +272,7 @@ def test_a_cut_stream_gives_its_items_then_the_clients_protocol_error(
 
 
 def test_a_delayed_first_item_holds_the_status_and_headers_too(
-    live_url: str, faults: Faults
+    live_url: str, faults: Faults, journal: Journal
 ) -> None:
     faults.add(DelayFirstItem(0.5))
     body = json.dumps(payload("llm/invoke", with_app_id=True))
@@ -287,18 +287,25 @@ def test_a_delayed_first_item_holds_the_status_and_headers_too(
         started = time.monotonic()
         with patient.stream("POST", url, content=body, headers=dispatch_headers()) as response:
             headers_after = time.monotonic() - started
-            assert collect(response.read())[1] is None
+            received = response.read()
+
+    assert journal.settle()
+    delayed = journal.dispatches()[-1]
+    assert response.headers["content-type"] == "text/event-stream"
+    assert received == framed(*delayed.items) and collect(received)[1] is None
+    assert delayed.first_item_after is not None and delayed.first_item_after >= 0.5
 
     assert headers_after >= 0.5
 
 
 def test_delays_between_items_space_every_item_after_the_first(
-    live_url: str, faults: Faults
+    live_url: str, faults: Faults, journal: Journal
 ) -> None:
     faults.add(DelayBetweenItems(0.15), route="llm/invoke")
     body = payload("llm/invoke", with_app_id=True)
     body["data"]["model_parameters"] = {"chunks": 2}
     arrivals = []
+    received = []
 
     with (
         httpx.Client(base_url=live_url, timeout=10) as client,
@@ -312,10 +319,13 @@ def test_delays_between_items_space_every_item_after_the_first(
         for line in response.iter_lines():
             if line:
                 arrivals.append(time.monotonic())
+                received.append(line)
 
     gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
     assert len(arrivals) == 4
     assert min(gaps) >= 0.15 * 0.9
+    assert journal.settle()
+    assert received == [f"data: {item}" for item in journal.dispatches()[0].items]
 
 
 # Which dispatches a rule touches -----------------------------------------------------------
