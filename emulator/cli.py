@@ -39,6 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             key=args.key,
             strict=args.strict or None,
             plugins=args.plugin,
+            journal_cap=args.journal_cap,
         )
     except SettingsError as error:
         parser.error(str(error))
@@ -121,6 +122,12 @@ def _parser() -> argparse.ArgumentParser:
         "--strict",
         action="store_true",
         help="answer 400 wherever the daemon would silently coerce; default: $EMULATOR_STRICT",
+    )
+    serve.add_argument(
+        "--journal-cap",
+        type=int,
+        metavar="N",
+        help="dispatches the journal keeps; default: $EMULATOR_JOURNAL_CAP or 1000",
     )
     contract = commands.add_parser("contracts", help="the contract as JSON Schema")
     contract_commands = contract.add_subparsers(dest="contracts_command", required=True)

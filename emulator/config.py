@@ -23,6 +23,8 @@ class Settings:
     plugins: tuple[Path, ...] = field(default_factory=lambda: (EXAMPLE_PLUGIN,))
     max_execution_timeout: float = 600.0
     """PLUGIN_MAX_EXECUTION_TIMEOUT: seconds before a stream ends with `killed by timeout`."""
+    journal_cap: int = 1000
+    """How many dispatches the journal keeps; older ones are dropped and counted."""
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -31,6 +33,8 @@ class Settings:
             raise SettingsError(
                 f"PLUGIN_MAX_EXECUTION_TIMEOUT must be positive, not {self.max_execution_timeout}"
             )
+        if self.journal_cap < 1:
+            raise SettingsError(f"the journal cap must be at least 1, not {self.journal_cap}")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **flags: Any) -> Settings:
@@ -100,6 +104,7 @@ _ENV: dict[str, tuple[str, Callable[[str], Any], str]] = {
     # drop-in that read it would load the wrong thing.
     "EMULATOR_PLUGIN_DIRS": ("plugins", _path_list, "path list"),
     "EMULATOR_STRICT": ("strict", _go_bool, "bool"),
+    "EMULATOR_JOURNAL_CAP": ("journal_cap", int, "int"),
 }
 
 

@@ -147,3 +147,14 @@ def test_bad_settings_are_usage_errors_not_tracebacks(
 
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_journal_cap_comes_from_a_flag_or_the_environment() -> None:
+    from emulator.runtime.registry import PluginSet
+    from emulator.server.app import create_app
+
+    from_env = Settings.from_env({"EMULATOR_JOURNAL_CAP": "50"})
+    flagged = Settings.from_env({"EMULATOR_JOURNAL_CAP": "50"}, journal_cap=7)
+
+    assert (from_env.journal_cap, flagged.journal_cap) == (50, 7)
+    assert create_app(flagged, PluginSet()).state.journal.cap == 7

@@ -80,7 +80,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.plugins = plugins
-    app.state.journal = Journal() if journal is None else journal
+    app.state.journal = Journal(cap=settings.journal_cap) if journal is None else journal
     app.state.faults = Faults() if faults is None else faults
     app.add_api_route("/health/check", _health, methods=["GET"])
     control.add_routes(app)
