@@ -321,3 +321,105 @@ def test_export_writes_the_same_files_as_committed(tmp_path: Path) -> None:
 
     for path in CONTRACTS.rglob("*.json"):
         assert (tmp_path / path.relative_to(CONTRACTS)).read_text() == path.read_text()
+
+
+# Found by review: changes the checker must not call "no changes", and input it must refuse.
+
+
+@pytest.mark.parametrize(
+    ("file", "edit"),
+    [
+        ("requests/llm__invoke.schema.json", on_data("model", lambda s: s.update(maxLength=8))),
+        ("requests/llm__invoke.schema.json", on_data("model", lambda s: s.update(pattern="^g"))),
+        (
+            "requests/model__polling__check.schema.json",
+            lambda d: d["$defs"]["RequestCheckPolling"]["properties"]["plugin_state"].update(
+                minProperties=3
+            ),
+        ),
+        (
+            "requests/llm__invoke.schema.json",
+            lambda d: d["$defs"]["ToolChoice"]["then"]["required"].append("mode"),
+        ),
+        ("envelope.schema.json", lambda d: d["properties"]["code"].update(enum=[0])),
+    ],
+    ids=["maxLength", "pattern", "minProperties", "struct rule", "envelope"],
+)
+def test_changes_it_cannot_judge_are_reported_as_breaking_until_checked(
+    contract_pair: tuple[Path, Path], file: str, edit: Edit
+) -> None:
+    old, new = contract_pair
+    edit_schema(new, file, edit)
+
+    changes = diff(old, new)
+
+    assert changes and all(c.breaks for c in changes)
+    assert any("not judged" in c.old_to_new.reason or c.old_to_new.breaks for c in changes)
+    assert run_diff(old, new).returncode == 1
+
+
+def test_a_changed_action_or_framing_breaks_both_ways(contract_pair: tuple[Path, Path]) -> None:
+    old, new = contract_pair
+    index = json.loads((new / "index.json").read_text())
+    index["routes"][0].update(action="invoke_llm_v2", streamed=False)
+    (new / "index.json").write_text(json.dumps(index))
+
+    changes = diff(old, new)
+
+    assert {c.path for c in changes} == {"action", "streamed"}
+    assert all(c.old_to_new.breaks and c.new_to_old.breaks for c in changes)
+
+
+def test_a_wider_type_breaks_only_the_direction_that_can_see_new_values(
+    contract_pair: tuple[Path, Path],
+) -> None:
+    old, new = contract_pair
+
+    def widen(document: dict[str, Any]) -> None:
+        document["$defs"]["RequestInvokeRerank"]["properties"]["top_n"]["type"] = "number"
+
+    edit_schema(new, "requests/rerank__invoke.schema.json", widen)
+
+    (change,) = [c for c in diff(old, new) if c.what.startswith("type")]
+
+    assert not change.old_to_new.breaks  # every integer is a number
+    assert change.new_to_old.breaks
+
+
+@pytest.mark.parametrize(
+    ("index", "schema_text"),
+    [
+        ({"routes": [{"path": "llm/invoke"}]}, None),
+        ({"routes": [{"path": None}, {"path": "x"}]}, None),
+        ({"routes": {}}, None),
+        (None, '"hello"'),
+        (None, '{"properties": [1, 2]}'),
+        (None, '{"properties": {"a": {"$ref": "#/$defs/Nope"}}}'),
+        (
+            {"routes": [{"path": "a", "request_schema": "/etc/passwd", "response_schema": "x"}]},
+            None,
+        ),
+    ],
+    ids=[
+        "no schema",
+        "null path",
+        "routes not a list",
+        "not an object",
+        "bad properties",
+        "dangling ref",
+        "absolute path",
+    ],
+)
+def test_unusable_contracts_exit_2(
+    contract_pair: tuple[Path, Path], index: dict[str, Any] | None, schema_text: str | None
+) -> None:
+    old, new = contract_pair
+    if index is not None:
+        (new / "index.json").write_text(json.dumps(index))
+    if schema_text is not None:
+        (new / "requests" / "llm__invoke.schema.json").write_text(schema_text)
+
+    result = run_diff(old, new)
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "unusable contract" in result.stderr and "Traceback" not in result.stderr

@@ -26,7 +26,7 @@ from emulator.contract.routes import ROUTES, Route
 from emulator.runtime import InProcessPlugin
 from emulator.runtime.registry import PluginSet
 from emulator.server.app import create_app
-from emulator.testing.strategies import ABSENT, Mutation, mutations, payloads
+from emulator.testing.strategies import ABSENT, VARY, Mutation, mutations, payloads
 from helpers import KEY, dispatch_headers, dispatch_url
 
 ECHO_MODELS = {
@@ -80,7 +80,7 @@ def echo_fields(route: Route) -> dict[str, str]:
     return fields
 
 
-def routes_and_bodies(app_id: Any = None) -> st.SearchStrategy[tuple[Route, dict[str, Any]]]:
+def routes_and_bodies(app_id: Any = VARY) -> st.SearchStrategy[tuple[Route, dict[str, Any]]]:
     return st.sampled_from(ROUTES).flatmap(
         lambda route: payloads(route, app_id=app_id, **echo_fields(route)).map(
             lambda body: (route, body)
@@ -258,3 +258,14 @@ def test_a_broken_model_fails_the_properties(
     finally:
         monkeypatch.undo()
         wrapper.wrapper_for.cache_clear()
+
+
+def test_fixing_a_field_the_route_lacks_is_an_error() -> None:
+    with pytest.raises(ValueError, match="has no data field model"):
+        payloads("model/validate_provider_credentials", model="x")
+
+
+@settings(max_examples=20)
+@given(payloads("llm/invoke", app_id=None))
+def test_app_id_can_be_fixed_to_null(body: dict[str, Any]) -> None:
+    assert body["app_id"] is None

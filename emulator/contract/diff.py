@@ -65,17 +65,25 @@ class Member:
     values: set[str] | None = ALL
     required: bool = False
     min_length: int = 0
+    others: dict[str, str] = field(default_factory=dict)
+    """Every other keyword (maxLength, pattern, if/then, ...) as JSON: compared, not judged."""
 
+
+JUDGED = {"type", "enum", "const", "minLength", "properties", "required", "items", "anyOf", "$ref"}
+IGNORED = {"x-go", "title", "description", "$defs", "$schema", "$id"}
+ROUTE_ATTRIBUTES = ("method", "access_type", "action", "streamed")
 
 PARTIES = {
     "request": ("Dify", "daemon"),
     "response": ("daemon", "Dify"),
+    "envelope": ("daemon", "Dify"),
 }
 
 
 def diff(old: Path, new: Path) -> list[Change]:
     """Every change from the contract set in `old` to the one in `new`."""
-    old_routes, new_routes = _routes(old), _routes(new)
+    old_index, new_index = _index(old), _index(new)
+    old_routes, new_routes = _routes(old, old_index), _routes(new, new_index)
     changes: list[Change] = []
     for path in sorted(old_routes.keys() | new_routes.keys()):
         if path not in new_routes:
@@ -83,10 +91,18 @@ def diff(old: Path, new: Path) -> list[Change]:
         elif path not in old_routes:
             changes.append(_route_added(path))
         else:
+            changes.extend(_route_changes(path, old_routes[path], new_routes[path]))
             for part in ("request", "response"):
                 old_members = _members(old, old_routes[path][f"{part}_schema"])
                 new_members = _members(new, new_routes[path][f"{part}_schema"])
                 changes.extend(_member_changes(path, part, old_members, new_members))
+    old_envelope, new_envelope = old_index.get("envelope_schema"), new_index.get("envelope_schema")
+    if isinstance(old_envelope, str) and isinstance(new_envelope, str):
+        changes.extend(
+            _member_changes(
+                "*", "envelope", _members(old, old_envelope), _members(new, new_envelope)
+            )
+        )
     return changes
 
 
@@ -96,7 +112,8 @@ def render(changes: list[Change]) -> str:
     lines = []
     for change in changes:
         producer, consumer = PARTIES.get(change.part, ("producers", "consumers"))
-        lines.append(f"{change.route} {change.part} {change.path}: {change.what}")
+        where = f"{change.part} {change.path}" if change.path else change.part
+        lines.append(f"{change.route} {where}: {change.what}")
         lines.append(f"  old {producer} -> new {consumer}: {_word(change.old_to_new)}")
         lines.append(f"  new {producer} -> old {consumer}: {_word(change.new_to_old)}")
     broken = sum(change.breaks for change in changes)
@@ -125,12 +142,45 @@ def _word(verdict: Verdict) -> str:
 # Routes -----------------------------------------------------------------------------------
 
 
-def _routes(folder: Path) -> dict[str, dict[str, Any]]:
+def _index(folder: Path) -> dict[str, Any]:
     index = _load(folder / "index.json")
-    try:
-        return {route["path"]: route for route in index["routes"]}
-    except (KeyError, TypeError) as error:
-        raise UnusableContract(f"{folder / 'index.json'}: no routes list ({error})") from None
+    if not isinstance(index, dict) or not isinstance(index.get("routes"), list):
+        raise UnusableContract(f"{folder / 'index.json'}: not an index with a list of routes")
+    return index
+
+
+def _routes(folder: Path, index: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    routes: dict[str, dict[str, Any]] = {}
+    for route in index["routes"]:
+        if not isinstance(route, dict) or not isinstance(route.get("path"), str):
+            raise UnusableContract(f"{folder / 'index.json'}: a route without a path: {route!r}")
+        if route["path"] in routes:
+            raise UnusableContract(f"{folder / 'index.json'}: route {route['path']} twice")
+        for part in ("request_schema", "response_schema"):
+            _schema_file(folder, route.get(part))
+        routes[route["path"]] = route
+    return routes
+
+
+def _schema_file(folder: Path, file: Any) -> Path:
+    """A schema named by the index: a relative path inside the contract folder."""
+    if not isinstance(file, str) or Path(file).is_absolute() or ".." in Path(file).parts:
+        raise UnusableContract(f"{folder / 'index.json'}: {file!r} is not a schema in the folder")
+    return folder / file
+
+
+def _route_changes(path: str, old: dict[str, Any], new: dict[str, Any]) -> Iterator[Change]:
+    for attribute in ROUTE_ATTRIBUTES:
+        if old.get(attribute) != new.get(attribute):
+            disagree = f"old and new disagree on the route's {attribute}"
+            yield Change(
+                path,
+                "route",
+                attribute,
+                f"{attribute} {old.get(attribute)!r} -> {new.get(attribute)!r}",
+                Verdict.breaking(disagree),
+                Verdict.breaking(disagree),
+            )
 
 
 def _load(path: Path) -> Any:
@@ -166,8 +216,15 @@ def _route_removed(path: str) -> Change:
 
 
 def _members(folder: Path, file: str) -> dict[str, Member]:
-    schema = _load(folder / file)
-    return dict(_walk(schema, schema, "", frozenset()))
+    schema = _load(_schema_file(folder, file))
+    if not isinstance(schema, dict):
+        raise UnusableContract(f"{folder / file}: not a JSON Schema object")
+    try:
+        members = dict(_walk(schema, schema, "", frozenset()))
+    except (AttributeError, TypeError, KeyError) as error:
+        raise UnusableContract(f"{folder / file}: not a schema this tool reads ({error})") from None
+    members["(whole)"] = Member(types={"object"}, required=True, others=_others(schema))
+    return members
 
 
 def _walk(
@@ -199,22 +256,42 @@ def _resolved(
     name = reference.removeprefix("#/$defs/")
     if name in ancestors:
         return {}, ancestors  # a struct inside itself: its members are listed above already
-    resolved: dict[str, Any] = document.get("$defs", {}).get(name, {})
+    definitions = document.get("$defs", {})
+    if name not in definitions:
+        raise KeyError(f"{reference} is not defined")
+    resolved: dict[str, Any] = definitions[name]
     return {**resolved, "type": resolved.get("type", "object")}, ancestors | {name}
 
 
 def _member(node: Any, document: dict[str, Any], ancestors: frozenset[str]) -> Member:
-    member = Member()
+    resolved = _resolved(node, document, ancestors)[0]
+    member = Member(others=_others(resolved))
     value_sets = []
-    for variant in _variants(_resolved(node, document, ancestors)[0]):
+    for variant in _variants(resolved):
+        variant = _resolved(variant, document, ancestors)[0]
         types = _types(variant)
         member.types |= types
         member.min_length = max(member.min_length, variant.get("minLength", 0))
+        member.others.update(
+            {
+                f"anyOf.{key}": text
+                for key, text in _others(variant).items()
+                if variant is not resolved
+            }
+        )
         if types != {"null"}:
             value_sets.append(_values(variant))
     if value_sets and all(values is not ALL for values in value_sets):
         member.values = set().union(*value_sets)  # type: ignore[arg-type]
     return member
+
+
+def _others(node: dict[str, Any]) -> dict[str, str]:
+    return {
+        key: json.dumps(value, sort_keys=True)
+        for key, value in node.items()
+        if key not in JUDGED and key not in IGNORED
+    }
 
 
 def _variants(node: dict[str, Any]) -> list[dict[str, Any]]:
@@ -266,6 +343,7 @@ def _member_changes(
             yield _removed(route, part, path, old[path], producer, consumer)
         else:
             yield from _changed(route, part, path, old[path], new[path], producer, consumer)
+            yield from _constraint_changes(route, part, path, old[path], new[path])
 
 
 def _added(
@@ -317,8 +395,9 @@ def _changed(
                     f"new {producer} may leave `{path}` out; an old {consumer} requires it"
                 ),
             )
-    if old.types != new.types:
-        narrowed, widened = old.types - new.types, new.types - old.types
+    narrowed = {kind for kind in old.types if not _covered(kind, new.types)}
+    widened = {kind for kind in new.types if not _covered(kind, old.types)}
+    if narrowed or widened:
         yield change(
             f"type {_listed(old.types)} -> {_listed(new.types)}",
             _refused(narrowed, f"old {producer} may send {_listed(narrowed)}", consumer, new=True),
@@ -357,6 +436,26 @@ def _changed(
                 else "the old minimum is looser",
             ),
         )
+
+
+def _constraint_changes(
+    route: str, part: str, path: str, old: Member, new: Member
+) -> Iterator[Change]:
+    keys = sorted(
+        key
+        for key in old.others.keys() | new.others.keys()
+        if old.others.get(key) != new.others.get(key)
+    )
+    if keys:
+        unjudged = Verdict.breaking(f"not judged: {', '.join(keys)} changed; check it by hand")
+        yield Change(
+            route, part, path, f"constraints changed: {', '.join(keys)}", unjudged, unjudged
+        )
+
+
+def _covered(kind: str, types: set[str]) -> bool:
+    """Whether a member of `types` accepts every value of `kind`."""
+    return kind in types or "any" in types or (kind == "integer" and "number" in types)
 
 
 def _refused(extra: Any, sent: str, consumer: str, new: bool) -> Verdict:

@@ -28,6 +28,8 @@ from emulator.contract.routes import ROUTES_BY_PATH, Route
 
 ABSENT: Any = object()
 """For `payloads(..., app_id=ABSENT)`: leave the key out, as a Dify without app_id does."""
+VARY: Any = object()
+"""For `payloads(..., app_id=VARY)`, the default: absent, null or an id."""
 
 _WORDS = st.sampled_from(
     ["hello", "cost", "report", "weather", "summarise", "translate", "你好", "café", "ok", "data"]
@@ -60,19 +62,22 @@ class Mutation:
 
 
 def payloads(
-    route: str | Route, *, app_id: Any = None, **data: Any
+    route: str | Route, *, app_id: Any = VARY, **data: Any
 ) -> st.SearchStrategy[dict[str, Any]]:
-    """Bodies for `route` as Dify sends them; `data` fixes fields (e.g. provider="echo").
+    """Bodies for `route` as Dify sends them; `data` fixes fields of `data` (provider="echo").
 
-    `app_id` left at None varies it (absent, null or an id); ABSENT leaves it out; a string
-    fixes it.
+    `app_id`: VARY (absent, null or an id), ABSENT to leave it out, or a fixed value (None
+    sends null).
     """
     route = _route(route)
+    known = {field.json_name for field in flat_fields(route.data_model)}
+    if unknown := sorted(set(data) - known):
+        raise ValueError(f"{route.path} has no data field {', '.join(unknown)}")
     fixed = {name: st.just(value) for name, value in data.items()}
     return st.builds(
         _body,
         data=_struct_values(route, fixed),
-        app_id=_app_ids() if app_id is None else st.just(app_id),
+        app_id=_app_ids() if app_id is VARY else st.just(app_id),
         user_id=st.one_of(st.just(ABSENT), _IDS),
         conversation_id=st.one_of(st.just(ABSENT), st.none(), _IDS),
         message_id=st.one_of(st.just(ABSENT), st.none(), _IDS),
