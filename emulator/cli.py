@@ -14,7 +14,7 @@ from types import FrameType
 
 import uvicorn
 
-from emulator.config import Settings, SettingsError
+from emulator.config import KEEP_ALIVE_SECONDS, Settings, SettingsError
 from emulator.contract.diff import UnusableContract, as_json, diff, render
 from emulator.contract.export import write_contracts
 from emulator.runtime import PluginLoadError, import_sdk
@@ -72,6 +72,7 @@ def serve(settings: Settings) -> int:
         server_header=False,
         access_log=False,
         log_config=None,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
     return 0
 

@@ -13,6 +13,12 @@ DIFY_DEFAULT_KEY = "plugin-api-key"
 
 EXAMPLE_PLUGIN = Path(__file__).parent / "bundled" / "echo"
 
+KEEP_ALIVE_SECONDS = 24 * 60 * 60
+"""How long uvicorn keeps an idle connection open. The daemon's net/http server sets neither
+IdleTimeout nor ReadTimeout, so it never closes one. uvicorn's default of 5 s equals httpx's
+own keep-alive expiry, and a pooled client (Dify's) that reuses a connection just as the server
+closes it gets a ReadError."""
+
 
 @dataclass(frozen=True)
 class Settings:

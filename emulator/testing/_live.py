@@ -9,6 +9,8 @@ from typing import Any
 
 import uvicorn
 
+from emulator.config import KEEP_ALIVE_SECONDS
+
 STARTUP_SECONDS = 10.0
 STOP_SECONDS = 5.0
 
@@ -23,7 +25,12 @@ class LiveServer:
         listener.bind((host, 0))
         port = listener.getsockname()[1]
         config = uvicorn.Config(
-            app, log_config=None, access_log=False, server_header=False, lifespan="off"
+            app,
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            lifespan="off",
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
