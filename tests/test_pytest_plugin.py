@@ -14,6 +14,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+import respx
+from respx.models import AllMockedAssertionError
 
 from emulator.testing import (
     DaemonEmulator,
@@ -243,6 +245,59 @@ def test_other_traffic_passes_through_the_in_process_fixture(
 
     assert response.status_code == 200
     assert_never_dispatched(daemon_emulator)
+
+
+def test_a_tests_own_respx_routes_answer_beside_the_in_process_fixture(
+    daemon_emulator: DaemonEmulator,
+) -> None:
+    with respx.mock(assert_all_called=False) as own:
+        own.get("http://127.0.0.1:9/x").respond(200, json={"mocked": True})
+        mocked = httpx.get("http://127.0.0.1:9/x")
+        daemon = httpx.get(daemon_emulator.url + "/health/check")
+
+    assert mocked.json() == {"mocked": True}
+    assert daemon.json()["status"] == "ok"
+
+
+def test_a_tests_own_respx_routes_answer_async_clients_too(
+    daemon_emulator: DaemonEmulator,
+) -> None:
+    async def both() -> tuple[httpx.Response, httpx.Response]:
+        with respx.mock(assert_all_called=False) as own:
+            own.post("http://127.0.0.1:9/y").respond(201)
+            async with httpx.AsyncClient() as client:
+                mocked = await client.post("http://127.0.0.1:9/y")
+                daemon = await client.get(daemon_emulator.url + "/health/check")
+        return mocked, daemon
+
+    mocked, daemon = asyncio.run(both())
+
+    assert (mocked.status_code, daemon.status_code) == (201, 200)
+
+
+def test_the_respx_mock_fixture_set_up_first_keeps_its_routes_and_its_assertion(
+    respx_mock: respx.MockRouter, daemon_emulator: DaemonEmulator
+) -> None:
+    respx_mock.get("http://127.0.0.1:9/x").respond(204)
+
+    mocked = httpx.get("http://127.0.0.1:9/x")
+    daemon = httpx.get(daemon_emulator.url + "/health/check")
+    with pytest.raises(AllMockedAssertionError, match="not mocked"):
+        httpx.get("http://127.0.0.1:9/unrouted")
+
+    assert (mocked.status_code, daemon.status_code) == (204, 200)
+
+
+def test_a_sync_client_inside_a_running_event_loop_is_answered_in_process(
+    daemon_emulator: DaemonEmulator,
+) -> None:
+    async def blocking_call() -> httpx.Response:
+        return dispatch(daemon_emulator, payload("llm/invoke", with_app_id=True))
+
+    response = asyncio.run(blocking_call())
+
+    assert response.status_code == 200
+    assert_plugin_saw(daemon_emulator, "llm/invoke", app_id="app-9f3c")
 
 
 def test_the_request_log_goes_through_logging(

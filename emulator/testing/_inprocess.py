@@ -1,9 +1,13 @@
 """The emulator's app answering httpx requests in process, through respx, with no socket.
 
 The app runs on an event loop of its own, in a daemon thread, so sync clients (Dify's pooled
-`httpx.Client`) and async ones alike can call it from any thread. Answers arrive whole. An
-answer the app leaves unfinished (a cut stream) gives its body, then the error httpx raises
+`httpx.Client`) and async ones alike can call it from any thread, a sync one even from inside
+a running event loop (it blocks that loop, as it would over a socket). Answers arrive whole.
+An answer the app leaves unfinished (a cut stream) gives its body, then the error httpx raises
 for a connection dropped mid-body, as over a socket.
+
+Only the daemon's base URL is taken. Other traffic goes to whatever the process would do
+without the emulator: a test's own respx routers, if it started some, else the real transport.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Coroutine, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
@@ -55,6 +60,32 @@ class AppLoop:
         self._thread.join(5)
 
 
+_ASYNC_CLIENT: ContextVar[bool] = ContextVar("daemon_emulator_async_client", default=False)
+"""Whether respx is resolving a request for an async client (set by `_Router`)."""
+
+
+class _Router(respx.MockRouter):
+    """respx's router, telling the side effect which kind of client asked, and keeping no
+    call log (the journal records dispatches; a log of every call would grow all session)."""
+
+    def resolve(self, request: httpx.Request) -> Any:
+        token = _ASYNC_CLIENT.set(False)
+        try:
+            return super().resolve(request)
+        finally:
+            _ASYNC_CLIENT.reset(token)
+
+    async def aresolve(self, request: httpx.Request) -> Any:
+        token = _ASYNC_CLIENT.set(True)
+        try:
+            return await super().aresolve(request)
+        finally:
+            _ASYNC_CLIENT.reset(token)
+
+    def record(self, *args: Any, **kwargs: Any) -> None:
+        del args, kwargs
+
+
 class Interception:
     """Routes the process's httpx traffic for one base URL into the app, while started."""
 
@@ -62,9 +93,9 @@ class Interception:
         url = httpx.URL(base_url)
         port = url.port or _DEFAULT_PORTS.get(url.scheme)
         self._app_loop = app_loop
-        self._router = respx.MockRouter(assert_all_called=False)
+        self._router = _Router(assert_all_called=False, assert_all_mocked=True)
         self._router.route(scheme=url.scheme, host=url.host, port=port).mock(side_effect=self)
-        self._router.route().pass_through()
+        self._router.route().mock(side_effect=self._not_the_daemon)
         self.active = False
 
     def start(self) -> None:
@@ -79,11 +110,19 @@ class Interception:
             self.active = False
 
     def __call__(self, request: httpx.Request) -> httpx.Response | Coroutine[Any, Any, Any]:
-        # respx calls one side effect for sync and async clients alike; an async client
-        # calls it from inside its event loop, and awaits what it returns.
-        if _inside_event_loop():
+        # respx calls one side effect for sync and async clients alike, and awaits what it
+        # returns only for an async client. A sync client inside a running event loop waits
+        # here for the app's own loop, in its own thread, as it would wait for a socket.
+        if _ASYNC_CLIENT.get():
             return self._app_loop.answer_async(request)
         return self._app_loop.answer(request)
+
+    def _not_the_daemon(self, request: httpx.Request) -> httpx.Request | None:
+        """Traffic for other URLs: with other respx routers started (a test's own mocks),
+        no match here, so respx asks them; with none, through to the real transport."""
+        mocker = getattr(self._router, "Mocker", None)
+        others = [router for router in getattr(mocker, "routers", ()) if router is not self._router]
+        return None if others else request
 
 
 @dataclass
@@ -169,11 +208,3 @@ def _scope(request: httpx.Request) -> dict[str, Any]:
         "server": (url.host, url.port or _DEFAULT_PORTS.get(url.scheme)),
         "client": ("127.0.0.1", 0),
     }
-
-
-def _inside_event_loop() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
