@@ -335,3 +335,25 @@ def test_the_ini_option_imports_the_sdk_before_test_modules_and_unpatched(
     result = run_pytest(project(tmp_path, ini, test_sdk_first=SDK_FIRST))
 
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+SDK_FIRST_UNCONFIGURED = """
+import dify_plugin  # at the top, as SDK tests do, but without the ini option
+import httpx
+
+def test_in_process(daemon_emulator):
+    httpx.get(daemon_emulator.url + "/health/check")
+
+def test_live(daemon_emulator_live):
+    httpx.get(daemon_emulator_live.url + "/health/check")
+"""
+
+
+def test_a_gevent_patched_process_fails_each_fixture_with_the_fix_named(tmp_path: Path) -> None:
+    result = run_pytest(project(tmp_path, test_sdk_first=SDK_FIRST_UNCONFIGURED), "-rA")
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "2 errors" in result.stdout
+    assert result.stdout.count("Fix: add `daemon_emulator_import_sdk = true`") == 2
+    assert "uvicorn did not start" not in result.stdout
+    assert "not mocked" not in result.stdout and "assert False" not in result.stdout

@@ -15,6 +15,7 @@ server: a test that uses no fixture here runs as if the plugin were not installe
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,6 +31,14 @@ DEFAULT_URL = "http://localhost:5002"
 _EMULATOR = pytest.StashKey["DaemonEmulator"]()
 _HARNESS = pytest.StashKey["EmulatorHarness"]()
 _WARNINGS_HINT = " (mark the test allow_contract_warnings to allow them)"
+GEVENT_PATCHED = (
+    "daemon-emulator: gevent has monkey-patched this process, so the emulator's threads and"
+    " sockets would not work. `import dify_plugin` does that patching, and a test module or"
+    " conftest imported it before the emulator could import it unpatched. Fix: add"
+    " `daemon_emulator_import_sdk = true` to your pytest ini file ([pytest] in pytest.ini, or"
+    " [tool.pytest.ini_options] in pyproject.toml): the emulator then imports dify_plugin at"
+    " start-up, before any test module, without the patching."
+)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -113,6 +122,7 @@ def daemon_emulator_plugins(pytestconfig: pytest.Config) -> list[Path]:
 
 @pytest.fixture(scope="session")
 def _daemon_emulator_harness(pytestconfig: pytest.Config) -> Iterator[EmulatorHarness]:
+    _refuse_a_gevent_patched_process()
     from emulator.testing.harness import EmulatorHarness
 
     harness = EmulatorHarness(
@@ -132,6 +142,7 @@ def daemon_emulator(
     daemon_emulator_plugins: list[Path],
 ) -> Iterator[DaemonEmulator]:
     """The emulator in process: httpx requests to its URL never touch a socket."""
+    _refuse_a_gevent_patched_process()
     url = request.config.getini("daemon_emulator_url").rstrip("/")
     _daemon_emulator_harness.interception(url).start()
     yield from _serving(request, _daemon_emulator_harness, url, daemon_emulator_plugins)
@@ -144,6 +155,7 @@ def daemon_emulator_live(
     daemon_emulator_plugins: list[Path],
 ) -> Iterator[DaemonEmulator]:
     """The emulator on a real loopback socket, for streams observed chunk by chunk."""
+    _refuse_a_gevent_patched_process()
     url = _daemon_emulator_harness.live_url
     yield from _serving(request, _daemon_emulator_harness, url, daemon_emulator_plugins)
 
@@ -166,3 +178,11 @@ def _serving(
         patch.setenv("PLUGIN_DAEMON_URL", url)
         patch.setenv("PLUGIN_DAEMON_KEY", emulator.key)
         yield emulator
+
+
+def _refuse_a_gevent_patched_process() -> None:
+    """Fail the test at once, naming the fix, where gevent has patched the process (without
+    importing gevent where nothing else did)."""
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None and monkey.is_module_patched("socket"):
+        pytest.fail(GEVENT_PATCHED, pytrace=False)
