@@ -100,6 +100,29 @@ def test_a_wrong_count_lists_the_matches_and_the_closest_others(
     )
 
 
+def test_times_zero_passes_when_nothing_matched(two_dispatches: DaemonEmulator) -> None:
+    assert assert_dispatched(two_dispatches, "rerank/invoke", times=0) is None
+    assert assert_dispatched(two_dispatches, "llm/invoke", app_id="app-2", times=0) is None
+
+
+def test_times_zero_fails_with_the_dispatches_that_matched(
+    two_dispatches: DaemonEmulator,
+) -> None:
+    message = failure(assert_dispatched, two_dispatches, "llm/invoke", times=0)
+
+    assert message == (
+        "expected no dispatch to llm/invoke, but 1 matched\n"
+        f"  matched: {LLM_1}\n"
+        "closest recorded dispatches:\n"
+        f"  {EMBED_2}: route is 'text_embedding/invoke', not 'llm/invoke'"
+    )
+
+
+def test_a_negative_count_is_refused(two_dispatches: DaemonEmulator) -> None:
+    with pytest.raises(ValueError, match="times: expected a count of 0 or more, got -1"):
+        assert_dispatched(two_dispatches, "llm/invoke", times=-1)
+
+
 def test_an_empty_journal_says_so(daemon_emulator: DaemonEmulator) -> None:
     message = failure(assert_dispatched, daemon_emulator, "llm/invoke")
 

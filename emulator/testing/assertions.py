@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, overload
 
 from emulator.journal import ANY, Dispatch, Journal, SessionSeen
 
@@ -48,6 +48,18 @@ class _Criterion:
         return f"{self.name} is {found!r}, not {self.expected!r}"
 
 
+@overload
+def assert_dispatched(  # type: ignore[overload-overlap]
+    source: JournalSource,
+    route: str | None = None,
+    *,
+    plugin_id: str | None = None,
+    app_id: Any = ANY,
+    times: Literal[0],
+) -> None: ...
+
+
+@overload
 def assert_dispatched(
     source: JournalSource,
     route: str | None = None,
@@ -55,13 +67,27 @@ def assert_dispatched(
     plugin_id: str | None = None,
     app_id: Any = ANY,
     times: int | None = None,
-) -> Dispatch:
+) -> Dispatch: ...
+
+
+def assert_dispatched(
+    source: JournalSource,
+    route: str | None = None,
+    *,
+    plugin_id: str | None = None,
+    app_id: Any = ANY,
+    times: int | None = None,
+) -> Dispatch | None:
     """Assert that a dispatch to `route` (with this plugin and app_id) was recorded; `times`
-    asks for exactly that many. Return the last one that matches."""
+    asks for exactly that many (0: none, as `assert_never_dispatched` asks). Return the last
+    one that matches, or None when `times` is 0."""
     __tracebackhide__ = True
+    if times is not None and (not isinstance(times, int) or isinstance(times, bool) or times < 0):
+        raise ValueError(f"times: expected a count of 0 or more, got {times!r}")
     criteria = _dispatch_criteria(route, plugin_id, app_id)
     wanted = _expected_dispatch(route, plugin_id, app_id)
-    return _assert_matches(source, criteria, wanted, times)
+    found = _assert_matches(source, criteria, wanted, times)
+    return found[-1] if found else None
 
 
 def assert_never_dispatched(
@@ -103,7 +129,7 @@ def assert_plugin_saw(
     criteria += [_session_criterion(name, value) for name, value in session_fields.items()]
     seen = ", ".join(f"{name}={value!r}" for name, value in session_fields.items())
     where = _where(route, plugin_id)
-    return _assert_matches(source, criteria, f"the plugin to see {seen}{where}", None)
+    return _assert_matches(source, criteria, f"the plugin to see {seen}{where}", None)[-1]
 
 
 def assert_no_contract_warnings(source: JournalSource, hint: str = "") -> None:
@@ -122,14 +148,15 @@ def assert_no_contract_warnings(source: JournalSource, hint: str = "") -> None:
 
 def _assert_matches(
     source: JournalSource, criteria: list[_Criterion], wanted: str, times: int | None
-) -> Dispatch:
+) -> list[Dispatch]:
+    """The matching dispatches, when there are as many as `times` asks (None: some)."""
     __tracebackhide__ = True
     journal = _journal(source)
     journal.settle()
     recorded = journal.dispatches()
     found = [dispatch for dispatch in recorded if _matches(dispatch, criteria)]
-    if found and times in (None, len(found)):
-        return found[-1]
+    if len(found) == times or (times is None and found):
+        return found
     raise JournalAssertionError(_failure(journal, recorded, found, criteria, wanted, times))
 
 
@@ -141,7 +168,9 @@ def _failure(
     wanted: str,
     times: int | None,
 ) -> str:
-    if times is not None:
+    if times == 0:
+        head = f"expected no {wanted.removeprefix('a ')}, but {len(found)} matched"
+    elif times is not None:
         head = f"expected {wanted} {_times(times)}, but {len(found)} matched"
     elif not recorded:
         head = f"expected {wanted}, but no dispatch was recorded"
