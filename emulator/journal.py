@@ -3,7 +3,8 @@
 The server opens one `Dispatch` per request to a dispatch route and fills it in as the
 request travels: the bound wrapper and data, the contract warnings, the line handed to the
 plugin, the session the SDK built from it, each item of the answer, and the timings. The
-journal keeps the newest `cap` dispatches; older ones are dropped and counted. Secret header
+journal keeps the newest `cap` dispatches; older ones are dropped and counted. Each dispatch
+keeps its first `item_cap` items and `warning_cap` warnings, and counts the rest. Secret header
 values are redacted before they are stored.
 """
 
@@ -23,8 +24,19 @@ from emulator.contract.gojson import encode_any
 DEFAULT_CAP = 1000
 DEFAULT_ITEM_CAP = 1000
 """Items kept per dispatch: an endless stream must not fill memory either."""
+DEFAULT_WARNING_CAP = 100
+"""Warnings kept per dispatch: a body with thousands of unknown keys must not fill memory."""
 REDACTED = "[redacted]"
-SECRET_HEADERS = frozenset({"x-api-key", "x-admin-api-key", "authorization", "cookie"})
+SECRET_HEADERS = frozenset(
+    {
+        "x-api-key",
+        "x-admin-api-key",
+        "x-inner-api-key",
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+    }
+)
 
 
 class _AnyValue:
@@ -74,7 +86,9 @@ class Dispatch:
         "status",
         "streamed",
         "tenant_id",
+        "warning_cap",
         "warnings",
+        "warnings_dropped",
     )
 
     def __init__(
@@ -86,6 +100,7 @@ class Dispatch:
         headers: Iterable[tuple[str, str]],
         item_cap: int = DEFAULT_ITEM_CAP,
         on_end: Callable[[Dispatch], None] | None = None,
+        warning_cap: int = DEFAULT_WARNING_CAP,
     ) -> None:
         self.number = number
         self.route = route
@@ -94,6 +109,8 @@ class Dispatch:
         self.headers = tuple(_redacted(name, value) for name, value in headers)
         self.received_at = time.time()
         self.warnings: list[ContractWarning] = []
+        self.warnings_dropped = 0
+        self.warning_cap = warning_cap
         self.request_line: str | None = None
         self.session: SessionSeen | None = None
         self.status: int | None = None
@@ -136,9 +153,15 @@ class Dispatch:
         return [json.loads(item) for item in list(self.items)]
 
     def record_binding(self, values: dict[str, Any], warnings: list[ContractWarning]) -> None:
-        """Keep the bound values and the (still growing) warning list."""
+        """Keep the bound values and the binding's warnings (up to the cap)."""
         self._bound = values
-        self.warnings = warnings
+        self.add_warnings(warnings)
+
+    def add_warnings(self, warnings: list[ContractWarning]) -> None:
+        """Keep more warnings, up to the cap; count the ones past it."""
+        room = max(self.warning_cap - len(self.warnings), 0)
+        self.warnings.extend(warnings[:room])
+        self.warnings_dropped += max(len(warnings) - room, 0)
 
     def record_session(self, fields: dict[str, Any]) -> None:
         """Called from the plugin's thread with the session the SDK built."""
@@ -180,6 +203,7 @@ class Dispatch:
             "wrapper": self.wrapper,
             "data": self.data,
             "warnings": [_warning_json(warning) for warning in list(self.warnings)],
+            "warnings_dropped": self.warnings_dropped,
             "request_line": self.request_line,
             "session": None if self.session is None else asdict(self.session),
             "status": self.status,
@@ -202,11 +226,19 @@ class Dispatch:
 class Journal:
     """The newest `cap` dispatches, safe to read from any thread while the server writes."""
 
-    def __init__(self, cap: int = DEFAULT_CAP, item_cap: int = DEFAULT_ITEM_CAP) -> None:
-        if cap < 1 or item_cap < 1:
-            raise ValueError(f"journal caps must be at least 1, not {cap} and {item_cap}")
+    def __init__(
+        self,
+        cap: int = DEFAULT_CAP,
+        item_cap: int = DEFAULT_ITEM_CAP,
+        warning_cap: int = DEFAULT_WARNING_CAP,
+    ) -> None:
+        if min(cap, item_cap, warning_cap) < 1:
+            raise ValueError(
+                f"journal caps must be at least 1, not {cap}, {item_cap} and {warning_cap}"
+            )
         self.cap = cap
         self.item_cap = item_cap
+        self.warning_cap = warning_cap
         self.dropped = 0
         self._dispatches: deque[Dispatch] = deque()
         self._numbered = 0
@@ -220,7 +252,14 @@ class Journal:
         with self._changed:
             self._numbered += 1
             dispatch = Dispatch(
-                self._numbered, route, tenant_id, plugin_id, headers, self.item_cap, self._ended
+                self._numbered,
+                route,
+                tenant_id,
+                plugin_id,
+                headers,
+                self.item_cap,
+                self._ended,
+                self.warning_cap,
             )
             self._dispatches.append(dispatch)
             if len(self._dispatches) > self.cap:
@@ -232,7 +271,8 @@ class Journal:
     def dispatches(
         self, route: str | None = None, plugin_id: str | None = None, app_id: Any = ANY
     ) -> list[Dispatch]:
-        """Return the recorded dispatches that match, oldest first."""
+        """Return the recorded dispatches that match, oldest first. `app_id=None` matches the
+        dispatches the daemon forwards a null app_id for: absent, null, or never read."""
         with self._changed:
             recorded = list(self._dispatches)
         return [

@@ -6,6 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from emulator.contract.findings import ContractWarning, WarningKind
 from emulator.journal import Journal
 from emulator.testing import (
     DaemonEmulator,
@@ -173,6 +174,24 @@ def test_dropped_dispatches_are_mentioned() -> None:
         "expected a dispatch to llm/invoke, but none of the 1 recorded dispatches matches"
         " (1 older ones were dropped: the journal keeps 1)"
     )
+
+
+def test_warnings_past_the_journals_cap_are_counted_in_the_message() -> None:
+    journal = Journal(warning_cap=1)
+    dispatch = journal.open("llm/invoke", TENANT, "emulator/echo", [])
+    warnings = [
+        ContractWarning(WarningKind.UNKNOWN_KEY, f"$.data.k{n}", "a field", "k", "dropped")
+        for n in range(3)
+    ]
+    dispatch.record_binding({"app_id": None, "data": {}}, warnings)
+    dispatch.record_end()
+
+    message = failure(assert_no_contract_warnings, journal)
+
+    assert message.splitlines()[2:] == [
+        "    unknown_key $.data.k0: expected a field, got k; dropped",
+        "    and 2 more (the journal keeps 1 per dispatch)",
+    ]
 
 
 @pytest.mark.allow_contract_warnings

@@ -14,9 +14,10 @@ from starlette.testclient import TestClient
 
 from dify_client import envelopes
 from emulator.config import Settings
+from emulator.contract.findings import ContractWarning, WarningKind
 from emulator.contract.routes import ROUTES
 from emulator.contract.wrapper import bind
-from emulator.journal import REDACTED, Dispatch, Journal
+from emulator.journal import DEFAULT_WARNING_CAP, REDACTED, Dispatch, Journal
 from emulator.runtime.registry import PluginSet
 from emulator.server.app import create_app
 from emulator.sessions import request_line
@@ -149,6 +150,46 @@ def test_items_past_the_per_dispatch_cap_are_counted_not_kept() -> None:
     assert dispatch.items == ['{"n":0}', '{"n":1}'] and dispatch.items_dropped == 3
 
 
+@pytest.mark.parametrize(
+    "name", ["X-Api-Key", "Authorization", "Cookie", "Proxy-Authorization", "X-Inner-Api-Key"]
+)
+def test_secret_headers_are_redacted(name: str) -> None:
+    dispatch = Dispatch(1, "llm/invoke", TENANT, ECHO, [(name, "secret-value"), ("X-Other", "v")])
+
+    assert dispatch.headers == ((name, REDACTED), ("X-Other", "v"))
+    assert "secret-value" not in json.dumps(dispatch.to_json())
+
+
+def test_warnings_past_the_per_dispatch_cap_are_counted_not_kept() -> None:
+    dispatch = Dispatch(1, "llm/invoke", TENANT, ECHO, [], warning_cap=2)
+    warnings = [_unknown_key(n) for n in range(5)]
+
+    dispatch.record_binding({"app_id": None, "data": {}}, warnings)
+    dispatch.add_warnings([_unknown_key(5)])
+
+    assert dispatch.warnings == warnings[:2] and dispatch.warnings_dropped == 4
+    assert dispatch.to_json()["warnings_dropped"] == 4
+
+
+def test_a_body_with_5000_unknown_keys_keeps_100_warnings(
+    client: httpx.Client, journal: Journal
+) -> None:
+    body = payload("llm/invoke", with_app_id=True)
+    body["data"].update({f"extra_{n}": n for n in range(5000)})
+
+    response = invoke(client, body)
+
+    (dispatch,) = journal.dispatches()
+    assert response.status_code == 200
+    assert len(dispatch.warnings) == DEFAULT_WARNING_CAP == 100
+    assert dispatch.warnings_dropped == 4900
+    assert dispatch.warnings[0].path == "$.data.extra_0"
+
+
+def _unknown_key(n: int) -> ContractWarning:
+    return ContractWarning(WarningKind.UNKNOWN_KEY, f"$.data.k{n}", "a field", "k", "dropped")
+
+
 # Bounded ----------------------------------------------------------------------------------
 
 
@@ -241,6 +282,20 @@ def test_the_journal_is_listed_over_http_with_filters(recorded: httpx.Client) ->
     assert listed(limit="1") == [(3, "llm/num_tokens", "app-9f3c")]
 
 
+def test_app_id_null_over_http_lists_the_dispatches_without_one(
+    recorded: httpx.Client,
+) -> None:
+    invoke(recorded, payload("llm/invoke"))  # no app_id
+    invoke(recorded, {**payload("llm/invoke"), "app_id": None})
+    invoke(recorded, {**payload("llm/invoke"), "app_id": "null"})
+
+    response = recorded.get(
+        "/_emulator/journal", params={"app_id": "null"}, headers={"X-Api-Key": KEY}
+    )
+
+    assert [d["number"] for d in response.json()["dispatches"]] == [4, 5]
+
+
 def test_the_journal_document_carries_every_recorded_part(recorded: httpx.Client) -> None:
     document = recorded.get("/_emulator/journal", headers={"X-Api-Key": KEY}).json()
 
@@ -249,7 +304,7 @@ def test_the_journal_document_carries_every_recorded_part(recorded: httpx.Client
     assert set(first) == {
         "number", "route", "tenant_id", "plugin_id", "headers", "received_at", "wrapper",
         "data", "warnings", "request_line", "session", "status", "streamed", "items",
-        "items_dropped", "error", "faults", "client_gone", "timings",
+        "items_dropped", "error", "faults", "client_gone", "timings", "warnings_dropped",
     }  # fmt: skip
     assert first["session"]["app_id"] == "app-1"
     assert json.loads(first["items"][0])["code"] == 0

@@ -196,7 +196,9 @@ async def _dispatch(route: Route, request: Request, tenant_id: str, record: Disp
     session_id = new_session_id()
     try:
         line = request_line(route, bound.values, session_id)
-        bound.warnings.extend(_sdk_rejection(plugin, line))
+        rejection = _sdk_rejection(plugin, line)
+        bound.warnings.extend(rejection)
+        record.add_warnings(rejection)
     except (RecursionError, ValueError):
         # The SDK could not read the line (in practice: nested too deep for its parser).
         return error_answer(500, ErrorType.INTERNAL, TOO_DEEP, warning_headers(bound))

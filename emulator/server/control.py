@@ -1,7 +1,8 @@
 """The emulator's own routes, under `/_emulator/` where no daemon route can be.
 
     GET    /_emulator/journal          recorded dispatches (filters: route, plugin_id, app_id,
-                                       limit: the newest n)
+                                       limit: the newest n; app_id=null: no app_id, absent
+                                       or null)
     DELETE /_emulator/journal          forget them
     GET    /_emulator/faults           the fault rules
     POST   /_emulator/faults           add one: {"fault": {"kind": ..., ...}, "route": ...,
@@ -64,10 +65,11 @@ async def _list_journal(request: Request) -> Response:
         return _error(
             400, ErrorType.BAD_REQUEST, f"limit: expected an integer, got {query['limit']!r}"
         )
+    app_id = query.get("app_id", ANY)
     chosen = journal.dispatches(
         route=query.get("route"),
         plugin_id=query.get("plugin_id"),
-        app_id=query.get("app_id", ANY),
+        app_id=None if app_id == "null" else app_id,
     )
     if limit is not None:
         chosen = chosen[-limit:] if limit > 0 else []

@@ -135,7 +135,8 @@ def assert_plugin_saw(
 def assert_no_contract_warnings(source: JournalSource, hint: str = "") -> None:
     """Assert that no recorded dispatch carried a contract warning."""
     __tracebackhide__ = True
-    warned = [dispatch for dispatch in _journal(source).dispatches() if dispatch.warnings]
+    dispatches = _journal(source).dispatches()
+    warned = [dispatch for dispatch in dispatches if dispatch.warnings or dispatch.warnings_dropped]
     if not warned:
         return
     count = "1 dispatch" if len(warned) == 1 else f"{len(warned)} dispatches"
@@ -143,6 +144,9 @@ def assert_no_contract_warnings(source: JournalSource, hint: str = "") -> None:
     for dispatch in warned:
         lines.append(f"  {_summary(dispatch)}")
         lines += [f"    {warning}" for warning in dispatch.warnings]
+        if dispatch.warnings_dropped:
+            kept = f"the journal keeps {dispatch.warning_cap} per dispatch"
+            lines.append(f"    and {dispatch.warnings_dropped} more ({kept})")
     raise JournalAssertionError("\n".join(lines))
 
 
