@@ -9,10 +9,11 @@ cut off mid-way. Rules hold until cleared, or for the next `times` dispatches th
 from __future__ import annotations
 
 import dataclasses
+import math
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeGuard
 
 from emulator.contract import envelopes
 from emulator.contract.envelopes import CODES, ErrorType
@@ -47,11 +48,16 @@ class ErrorAnswer:
     stream_only: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
-        if self.error_type not in CODES:
+        if not isinstance(self.error_type, str) or self.error_type not in CODES:
             known = ", ".join(CODES)
             raise FaultError(f"error_type: expected one of {known}, got {self.error_type!r}")
-        if not 100 <= self.status <= 599:
-            raise FaultError(f"status: expected an HTTP status, got {self.status!r}")
+        _check_text("message", self.message)
+        # A 1xx, 204 or 304 answer cannot carry the envelope: the server would drop the
+        # connection instead.
+        status = self.status
+        if not _is_int(status) or not 200 <= status <= 599 or status in (204, 304):
+            expected = "an HTTP status from 200 to 599 that carries a body"
+            raise FaultError(f"status: expected {expected}, got {status!r}")
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,12 @@ class PluginErrorItem:
     stream_only: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
+        # The daemon only passes on a plugin error that decodes as its ErrorResponse: two
+        # strings and an object (pkg/entities/plugin_entities/event.go); it ignores the others.
+        _check_text("error_type", self.error_type)
+        _check_text("message", self.message)
+        if self.args is not None and not isinstance(self.args, dict):
+            raise FaultError(f"args: expected an object or null, got {self.args!r}")
         _check_count("after_items", self.after_items, minimum=0)
 
 
@@ -317,11 +329,26 @@ def _check_target(fault: Fault, route: str | None, times: int | None) -> None:
         _check_count("times", times, minimum=1)
 
 
+def _is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _check_count(name: str, value: object, minimum: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+    if not _is_int(value) or value < minimum:
         raise FaultError(f"{name}: expected an integer of at least {minimum}, got {value!r}")
 
 
+def _is_number(value: object) -> TypeGuard[float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _check_seconds(value: object) -> None:
-    if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+    if not _is_number(value) or value < 0:
         raise FaultError(f"seconds: expected a non-negative number, got {value!r}")
+    if not math.isfinite(value):
+        raise FaultError(f"seconds: expected a finite number, got {value!r}")
+
+
+def _check_text(name: str, value: object) -> None:
+    if not isinstance(value, str):
+        raise FaultError(f"{name}: expected a string, got {value!r}")

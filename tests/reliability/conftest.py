@@ -29,10 +29,17 @@ from emulator.runtime.registry import PluginSet
 from emulator.server.app import create_app
 from emulator.testing._live import LiveServer
 from helpers import KEY
-from support import FAULTY, RAISING, TALLY, InProcessEmulator, ServedEmulator, Tally, free_port
+from support import (
+    FAULTY,
+    IMPATIENT_TIMEOUT,
+    RAISING,
+    TALLY,
+    InProcessEmulator,
+    ServedEmulator,
+    Tally,
+    free_port,
+)
 
-IMPATIENT_TIMEOUT = 0.5
-"""PLUGIN_MAX_EXECUTION_TIMEOUT of the in-process app, in seconds."""
 SERVED_TIMEOUT = 300
 SERVED_JOURNAL_CAP = 12_000
 

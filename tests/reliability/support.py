@@ -6,6 +6,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,8 @@ from helpers import FIXTURE_PLUGINS, KEY
 
 FAULTY = FIXTURE_PLUGINS / "faulty"
 RAISING = FIXTURE_PLUGINS / "raising"
+IMPATIENT_TIMEOUT = 0.5
+"""PLUGIN_MAX_EXECUTION_TIMEOUT of the in-process app, in seconds."""
 
 
 @dataclass
@@ -28,6 +31,7 @@ class Tally:
     requests: int = 0
     fuzz_cases: int = 0
     faults: int = 0
+    fuzz_statuses: Counter[int] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, requests: int = 0, fuzz_cases: int = 0, faults: int = 0) -> None:
@@ -36,13 +40,23 @@ class Tally:
             self.fuzz_cases += fuzz_cases
             self.faults += faults
 
+    def fuzzed(self, status: int) -> None:
+        """Count one fuzz case, by the status it was answered with."""
+        with self._lock:
+            self.fuzz_cases += 1
+            self.fuzz_statuses[status] += 1
+
     def __bool__(self) -> bool:
         return bool(self.requests or self.fuzz_cases or self.faults)
 
     def __str__(self) -> str:
-        return (
-            f"{self.requests} requests, {self.fuzz_cases} fuzz cases, {self.faults} plugin faults"
-        )
+        text = f"{self.requests} requests, {self.fuzz_cases} fuzz cases, "
+        text += f"{self.faults} plugin faults"
+        if self.fuzz_statuses:
+            statuses = sorted(self.fuzz_statuses.items())
+            counts = ", ".join(f"{status}: {n}" for status, n in statuses)
+            text += f"\nfuzz cases by the status they were answered with: {counts}"
+        return text
 
 
 TALLY = Tally()
