@@ -160,6 +160,37 @@ def test_plugins_come_from_the_ini_option_a_marker_or_an_overriding_fixture(
     assert "3 passed" in result.stdout
 
 
+# The URL and key, from the ini file ------------------------------------------------------
+
+CONFIGURED = """
+import os
+import httpx
+
+def health(url, key):
+    return httpx.get(url + "/_emulator/faults", headers={"X-Api-Key": key}).status_code
+
+def test_in_process(daemon_emulator):
+    assert os.environ["PLUGIN_DAEMON_URL"] == daemon_emulator.url == "http://127.0.0.1:5999"
+    assert os.environ["PLUGIN_DAEMON_KEY"] == daemon_emulator.key == "test_plugin_daemon_key"
+    assert health("http://127.0.0.1:5999", "test_plugin_daemon_key") == 200
+    assert health("http://127.0.0.1:5999", "plugin-api-key") == 401
+
+def test_live(daemon_emulator_live):
+    assert os.environ["PLUGIN_DAEMON_KEY"] == "test_plugin_daemon_key"
+    assert health(daemon_emulator_live.url, "test_plugin_daemon_key") == 200
+"""
+
+
+def test_the_url_and_key_come_from_the_ini_options(tmp_path: Path) -> None:
+    ini = "daemon_emulator_url = http://127.0.0.1:5999/\n"
+    ini += "daemon_emulator_key = test_plugin_daemon_key\n"
+
+    result = run_pytest(project(tmp_path, ini, test_configured=CONFIGURED))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 passed" in result.stdout
+
+
 # pytest-xdist --------------------------------------------------------------------------
 
 PER_WORKER = """
@@ -312,6 +343,32 @@ def test_the_request_log_goes_through_logging(
         and "llm/invoke plugin=emulator/echo app_id=app-9f3c status=200" in record.getMessage()
         for record in caplog.records
     )
+
+
+LOGGED = f"""
+import os
+import httpx
+
+def test_a_failure_after_a_dispatch(daemon_emulator):
+    url = os.environ["PLUGIN_DAEMON_URL"] + "/plugin/{TENANT}/dispatch/llm/invoke"
+    key = os.environ["PLUGIN_DAEMON_KEY"]
+    httpx.post(url, headers={{"X-Api-Key": key, "X-Plugin-ID": "emulator/echo"}})
+    assert False
+"""
+REQUEST_LOG_LINE = "llm/invoke plugin=emulator/echo app_id=None status=400"
+
+
+@pytest.mark.parametrize(
+    ("ini", "args", "shown"),
+    [("", (), False), ("", ("--log-level=INFO",), True), ("log_level = INFO\n", (), True)],
+)
+def test_a_failures_report_shows_the_request_log_at_log_level_info(
+    tmp_path: Path, ini: str, args: tuple[str, ...], shown: bool
+) -> None:
+    result = run_pytest(project(tmp_path, ini, test_logged=LOGGED), *args)
+
+    assert "1 failed" in result.stdout, result.stdout + result.stderr
+    assert (REQUEST_LOG_LINE in result.stdout) is shown
 
 
 # SDK test suites import dify_plugin at module level --------------------------------------
