@@ -4,11 +4,18 @@ Each fault makes the emulator answer as the daemon does in a bad situation, in t
 own envelopes: no node has the plugin's runtime, a daemon error before the stream, a plugin
 error inside it, the `killed by timeout` item, a slow first item, slow items, or a stream
 cut off mid-way. Rules hold until cleared, or for the next `times` dispatches they match.
+
+Answers come where the daemon's check order (daemon-contract §2.3) puts them: `NoNode` after
+the plugin's installation is found (step 4), `ErrorAnswer` where the session is created, after
+the body's validation (step 6). A rule that names its plugin stands in for that plugin's
+installation, so it answers even for a plugin the emulator has not loaded. A fault that ends
+or cuts a stream "after n items" does so at the end of a shorter stream too.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import threading
 from collections.abc import Mapping
@@ -21,6 +28,8 @@ from emulator.contract.routes import ROUTES
 
 NO_NODE_MESSAGE = "no available node, plugin runtime not found"
 TIMEOUT_MESSAGE = "killed by timeout"
+MAX_ERROR_ARGS = 10
+"""The daemon ignores a plugin error whose args hold more keys (its validator's max=10)."""
 
 
 class FaultError(ValueError):
@@ -30,34 +39,38 @@ class FaultError(ValueError):
 @dataclass(frozen=True)
 class NoNode:
     """HTTP 404 with code -500: the daemon's cluster has no node running the plugin
-    (RedirectPluginInvoke). Answered before the body is read."""
+    (RedirectPluginInvoke). Answered after the installation check, before the body is read."""
 
     kind: ClassVar[str] = "no_node"
     stream_only: ClassVar[bool] = False
+    step: ClassVar[str] = "node"
 
 
 @dataclass(frozen=True)
 class ErrorAnswer:
-    """A daemon error answered as plain JSON before the stream, e.g. 500
-    `failed to get plugin runtime`. Answered before the body is read."""
+    """A daemon error answered as plain JSON instead of the stream, where the daemon creates
+    the session, e.g. 500 `failed to get plugin runtime`: after the plugin lookup and the
+    body's validation, so a body the daemon refuses still gets its 400 first."""
 
     error_type: str
     message: str
     status: int = 500
     kind: ClassVar[str] = "error_answer"
     stream_only: ClassVar[bool] = False
+    step: ClassVar[str] = "session"
 
     def __post_init__(self) -> None:
         if not isinstance(self.error_type, str) or self.error_type not in CODES:
             known = ", ".join(CODES)
             raise FaultError(f"error_type: expected one of {known}, got {self.error_type!r}")
         _check_text("message", self.message)
-        # A 1xx, 204 or 304 answer cannot carry the envelope: the server would drop the
-        # connection instead.
+        # The daemon answers its errors with 4xx and 5xx; a 1xx, 204 or 304 could not even
+        # carry the envelope.
         status = self.status
-        if not _is_int(status) or not 200 <= status <= 599 or status in (204, 304):
-            expected = "an HTTP status from 200 to 599 that carries a body"
-            raise FaultError(f"status: expected {expected}, got {status!r}")
+        if not _is_int(status) or not 400 <= status <= 599:
+            raise FaultError(
+                f"status: expected an HTTP error status from 400 to 599, got {status!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -78,8 +91,7 @@ class PluginErrorItem:
         # strings and an object (pkg/entities/plugin_entities/event.go); it ignores the others.
         _check_text("error_type", self.error_type)
         _check_text("message", self.message)
-        if self.args is not None and not isinstance(self.args, dict):
-            raise FaultError(f"args: expected an object or null, got {self.args!r}")
+        _check_error_args(self.args)
         _check_count("after_items", self.after_items, minimum=0)
 
 
@@ -160,6 +172,8 @@ _STREAMED = {route.path: route.streamed for route in ROUTES}
 
 def fault_from_json(document: Mapping[str, Any]) -> Fault:
     """Build a fault from `{"kind": ..., <its fields>}`; raise FaultError if it is not one."""
+    if not isinstance(document, Mapping):
+        raise FaultError(f"fault: expected an object with a kind, got {document!r}")
     fields = dict(document)
     kind = fields.pop("kind", None)
     if kind not in FAULT_KINDS:
@@ -216,9 +230,13 @@ class StreamPlan:
     first_item_delay: float = 0.0
     item_delay: float = 0.0
     cut_after: int | None = None
+    """Drop the connection after this many items, or at the end of a shorter stream."""
     ending: tuple[int, str] | None = None
-    """After this many items, this error envelope ends the answer."""
-    applied: tuple[str, ...] = field(default_factory=tuple)
+    """After this many items, or in place of the end of a shorter stream, this error envelope
+    ends the answer."""
+    rules: Mapping[str, str] = field(default_factory=dict)
+    """The rule behind each setting above, by the setting's name (later rules win): the journal
+    lists it once the setting takes effect."""
 
 
 class Faults:
@@ -238,7 +256,7 @@ class Faults:
         times: int | None = None,
     ) -> FaultRule:
         """Inject `fault` into dispatches to `route` for `plugin_id` (None: any)."""
-        _check_target(fault, route, times)
+        _check_target(fault, route, times, plugin_id)
         with self._lock:
             rule = FaultRule(self._next_id, fault, route, plugin_id, times)
             self._next_id += 1
@@ -263,11 +281,28 @@ class Faults:
             self._rules.clear()
             self._next_id = 1
 
-    def answer_for(self, route: str, plugin_id: str) -> Answer | None:
-        """The first answer fault that matches, used up by one dispatch; None if there is none."""
+    def installs(self, route: str, plugin_id: str) -> bool:
+        """Whether an answer fault for this route names this plugin: it stands in for the
+        plugin's installation, so the daemon would get past its 404 to the fault."""
+        with self._lock:
+            return any(
+                isinstance(rule.fault, NoNode | ErrorAnswer)
+                and rule.plugin_id == plugin_id
+                and rule.route in (None, route)
+                for rule in self._rules
+            )
+
+    def answer_for(self, route: str, plugin_id: str, step: str) -> Answer | None:
+        """The first answer fault at this step of the daemon's checks ("node" or "session")
+        that matches, used up by one dispatch; None if there is none."""
         with self._lock:
             for rule in self._rules:
-                if isinstance(rule.fault, NoNode | ErrorAnswer) and rule.matches(route, plugin_id):
+                fault = rule.fault
+                if (
+                    isinstance(fault, NoNode | ErrorAnswer)
+                    and fault.step == step
+                    and rule.matches(route, plugin_id)
+                ):
                     self._use(rule)
                     return _answer(rule)
         return None
@@ -305,7 +340,7 @@ def _answer(rule: FaultRule) -> Answer:
 
 
 def _with_fault(plan: StreamPlan, fault: Fault, applied: str) -> StreamPlan:
-    changes: dict[str, Any] = {"applied": (*plan.applied, applied)}
+    changes: dict[str, Any] = {}
     match fault:
         case DelayFirstItem(seconds=seconds):
             changes["first_item_delay"] = seconds
@@ -317,14 +352,19 @@ def _with_fault(plan: StreamPlan, fault: Fault, applied: str) -> StreamPlan:
             changes["ending"] = (after, envelopes.error(ErrorType.INTERNAL, TIMEOUT_MESSAGE))
         case PluginErrorItem(error_type=error_type, message=message, args=args, after_items=n):
             changes["ending"] = (n, envelopes.plugin_error(error_type, message, args))
-    return dataclasses.replace(plan, **changes)
+    rules = {**plan.rules, **dict.fromkeys(changes, applied)}
+    return dataclasses.replace(plan, **changes, rules=rules)
 
 
-def _check_target(fault: Fault, route: str | None, times: int | None) -> None:
-    if route is not None and route not in _STREAMED:
+def _check_target(
+    fault: Fault, route: str | None, times: int | None, plugin_id: str | None = None
+) -> None:
+    if route is not None and (not isinstance(route, str) or route not in _STREAMED):
         raise FaultError(f"route: expected one of {', '.join(_STREAMED)}, got {route!r}")
     if route is not None and fault.stream_only and not _STREAMED[route]:
         raise FaultError(f"{fault.kind}: {route} answers plain JSON, not a stream")
+    if plugin_id is not None and (not isinstance(plugin_id, str) or not plugin_id):
+        raise FaultError(f"plugin_id: expected a plugin id string, got {plugin_id!r}")
     if times is not None:
         _check_count("times", times, minimum=1)
 
@@ -352,3 +392,24 @@ def _check_seconds(value: object) -> None:
 def _check_text(name: str, value: object) -> None:
     if not isinstance(value, str):
         raise FaultError(f"{name}: expected a string, got {value!r}")
+
+
+def _check_error_args(args: object) -> None:
+    """What the daemon decodes a plugin's error args as: an object of at most 10 keys, or null."""
+    if args is None:
+        return
+    if not isinstance(args, dict):
+        raise FaultError(f"args: expected an object or null, got {args!r}")
+    if len(args) > MAX_ERROR_ARGS:
+        raise FaultError(
+            f"args: expected an object of at most {MAX_ERROR_ARGS} keys or null, got"
+            f" {len(args)} keys (the daemon ignores such an error and the stream runs into its"
+            " timeout)"
+        )
+    for key in args:
+        if not isinstance(key, str):
+            raise FaultError(f"args: expected string keys, got {key!r}")
+    try:
+        json.dumps(args, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise FaultError(f"args: expected JSON values: {error}") from None

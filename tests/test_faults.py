@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -32,6 +33,7 @@ from emulator.testing._inprocess import INCOMPLETE_BODY, AppLoop
 from helpers import KEY, dispatch_headers, dispatch_url, payload
 
 TENANT = "4a1c3e52-6f0b-4d8e-9a7c-2b5d8e1f0a93"
+INTERNAL = "PluginDaemonInternalServerError"
 JSON_TYPE = "application/json; charset=utf-8"
 NO_NODE = (
     '{"code":-500,"message":"{\\"message\\":\\"no available node, plugin runtime not found\\",'
@@ -40,6 +42,10 @@ NO_NODE = (
 NO_RUNTIME = (
     '{"code":-500,"message":"{\\"message\\":\\"failed to get plugin runtime\\",'
     '\\"error_type\\":\\"PluginDaemonInternalServerError\\",\\"args\\":null}","data":null}'
+)
+PLUGIN_NOT_FOUND = (
+    '{"code":-404,"message":"{\\"message\\":\\"plugin not found\\",'
+    '\\"error_type\\":\\"PluginNotFoundError\\",\\"args\\":null}","data":null}'
 )
 KILLED_BY_TIMEOUT = (
     '{"code":-500,"message":"{\\"message\\":\\"killed by timeout\\",'
@@ -166,6 +172,62 @@ def test_an_error_answer_is_the_daemons_plain_json_error(
     }
 
 
+# Where answers come in the daemon's check order (§2.3) ------------------------------------
+
+
+def test_a_no_node_fault_naming_no_plugin_keeps_the_installation_check_first(
+    client: httpx.Client, faults: Faults, journal: Journal
+) -> None:
+    rule = faults.add(NoNode(), route="llm/invoke", times=1)
+    headers = dispatch_headers("nobody/none")
+    body = json.dumps(payload("llm/invoke", with_app_id=True))
+
+    response = client.post(dispatch_url("llm/invoke", TENANT), content=body, headers=headers)
+
+    assert (response.status_code, response.text) == (404, PLUGIN_NOT_FOUND)
+    assert faults.rules() == [rule]  # not used up: the daemon never looked for a node
+    assert journal.dispatches()[0].faults == []
+
+
+def test_an_error_answer_comes_after_validation_as_the_daemons_runtime_error_does(
+    client: httpx.Client, faults: Faults, journal: Journal
+) -> None:
+    faults.add(ErrorAnswer("PluginDaemonInternalServerError", "failed to get plugin runtime"))
+    url = dispatch_url("llm/invoke", TENANT)
+
+    invalid = client.post(url, content="{}", headers=dispatch_headers())
+    unknown = client.post(url, content="{}", headers=dispatch_headers("nobody/none"))
+    valid = invoke(client)
+
+    assert invalid.status_code == 400
+    assert json.loads(invalid.json()["message"])["error_type"] == "PluginDaemonBadRequestError"
+    assert (unknown.status_code, unknown.text) == (404, PLUGIN_NOT_FOUND)
+    assert (valid.status_code, valid.text) == (500, NO_RUNTIME)
+    refused, not_found, answered = journal.dispatches()
+    assert refused.faults == not_found.faults == []
+    assert answered.faults == ["error_answer (rule 1)"]
+    assert answered.app_id == "app-9f3c" and answered.session is None
+
+
+def test_an_error_answer_naming_a_plugin_stands_in_for_its_installation(
+    client: httpx.Client, faults: Faults
+) -> None:
+    faults.add(
+        ErrorAnswer("PluginDaemonInternalServerError", "failed to get plugin runtime"),
+        plugin_id="langgenius/openai",
+    )
+    headers = dispatch_headers("langgenius/openai")
+    url = dispatch_url("llm/invoke", TENANT)
+
+    invalid = client.post(url, content="{}", headers=headers)
+    valid = client.post(
+        url, content=json.dumps(payload("llm/invoke", with_app_id=True)), headers=headers
+    )
+
+    assert invalid.status_code == 400
+    assert (valid.status_code, valid.text) == (500, NO_RUNTIME)
+
+
 # Error items inside the stream ------------------------------------------------------------
 
 
@@ -227,12 +289,59 @@ def test_the_timeout_item_is_the_one_the_daemons_own_timeout_writes(
     }
 
 
-def test_a_fault_item_after_more_items_than_the_plugin_sends_never_fires(
+@pytest.mark.parametrize(
+    ("fault", "ending"),
+    [
+        (PluginErrorItem("InvokeRateLimitError", "slow <down>", {"retry_after": 3}, 50), None),
+        (TimeoutItem(after_items=50), KILLED_BY_TIMEOUT),
+    ],
+)
+def test_an_ending_after_more_items_than_the_plugin_sends_takes_the_place_of_its_end(
+    daemon: httpx.Client,
+    faults: Faults,
+    journal: Journal,
+    fault: PluginErrorItem | TimeoutItem,
+    ending: str | None,
+) -> None:
+    invoke(daemon)
+    faults.add(fault)
+
+    response = invoke(daemon)
+
+    plain, faulted = journal.dispatches()
+    assert faulted.items == [*faulted.items[: len(plain.items)], ending or RATE_LIMITED]
+    assert [json.loads(item)["code"] for item in plain.items] == [0] * len(plain.items) != []
+    assert response.content == framed(*faulted.items)
+    assert faulted.faults == [f"{fault.kind} (rule 1)"]
+
+
+def test_an_ending_after_more_items_than_a_polling_answer_has_is_its_500(
     daemon: httpx.Client, faults: Faults
 ) -> None:
-    faults.add(TimeoutItem(after_items=50))
+    faults.add(PluginErrorItem("InvokeRateLimitError", "slow <down>", {"retry_after": 3}, 5))
 
-    assert collect(invoke(daemon).content)[1] is None
+    response = invoke(daemon, "model/polling/start")
+
+    assert (response.status_code, response.text) == (500, RATE_LIMITED)
+
+
+def test_an_ending_the_plugins_own_error_came_before_is_not_listed_as_applied(
+    client: httpx.Client, faults: Faults, journal: Journal
+) -> None:
+    faults.add(PluginErrorItem("InvokeRateLimitError", "slow <down>", None, after_items=5))
+    body = payload("llm/invoke", with_app_id=True)
+    body["data"].update(model="boom", provider="raising")
+
+    response = client.post(
+        dispatch_url("llm/invoke", TENANT),
+        content=json.dumps(body),
+        headers=dispatch_headers("tests/raising"),
+    )
+
+    (dispatch,) = journal.dispatches()
+    error = collect(response.content)[1]
+    assert error is not None and error.error_type == "InvokeBadRequestError"
+    assert len(dispatch.items) == 3 and dispatch.faults == []
 
 
 # A cut connection --------------------------------------------------------------------------
@@ -266,6 +375,31 @@ def test_a_cut_stream_gives_its_items_then_the_clients_protocol_error(
     (dispatch,) = journal.dispatches()
     assert received == framed(*dispatch.items) and len(dispatch.items) == 2
     assert dispatch.faults == ["cut_after (rule 1)"]
+
+
+def test_a_cut_after_more_items_than_the_plugin_sends_drops_the_end(
+    daemon: httpx.Client, faults: Faults, journal: Journal
+) -> None:
+    invoke(daemon)
+    faults.add(CutAfter(50))
+    received = b""
+
+    with (
+        pytest.raises(httpx.RemoteProtocolError),
+        daemon.stream(
+            "POST",
+            dispatch_url("llm/invoke", TENANT),
+            content=json.dumps(payload("llm/invoke", with_app_id=True)),
+            headers=dispatch_headers(),
+        ) as response,
+    ):
+        for chunk in response.iter_bytes():
+            received += chunk
+
+    assert journal.settle()
+    plain, cut = journal.dispatches()
+    assert received == framed(*cut.items) and len(cut.items) == len(plain.items) > 0
+    assert cut.faults == ["cut_after (rule 1)"]
 
 
 # Delays ----------------------------------------------------------------------------------
@@ -347,11 +481,15 @@ def test_a_rule_touches_only_its_route_and_plugin_and_only_so_many_times(
     assert [rule.route for rule in faults.rules()] == ["rerank/invoke"]
 
 
-def test_later_rules_win_for_the_same_setting(client: httpx.Client, faults: Faults) -> None:
+def test_later_rules_win_for_the_same_setting(
+    client: httpx.Client, faults: Faults, journal: Journal
+) -> None:
     faults.add(TimeoutItem(after_items=0))
     faults.add(PluginErrorItem("InvokeRateLimitError", "slow <down>", {"retry_after": 3}))
+    faults.add(DelayBetweenItems(0))
 
     assert invoke(client).content == framed(RATE_LIMITED)
+    assert journal.dispatches()[0].faults == ["plugin_error_item (rule 2)"]  # what took effect
 
 
 @pytest.mark.parametrize(
@@ -359,13 +497,48 @@ def test_later_rules_win_for_the_same_setting(client: httpx.Client, faults: Faul
     [
         (lambda: CutAfter(0), "items: expected an integer of at least 1, got 0"),
         (lambda: DelayFirstItem(-1), "seconds: expected a non-negative number, got -1"),
+        (lambda: DelayFirstItem(float("nan")), "seconds: expected a finite number, got nan"),
+        (lambda: DelayBetweenItems(float("inf")), "seconds: expected a finite number, got inf"),
         (lambda: ErrorAnswer("Oops", "x"), "error_type: expected one of"),
         (lambda: TimeoutItem(after_items=True), "after_items: expected an integer"),
+        *(
+            (
+                lambda status=status: ErrorAnswer(INTERNAL, "x", status),
+                f"status: expected an HTTP error status from 400 to 599, got {status!r}",
+            )
+            for status in (101, 200, 204, 302, 399, 600, True, 500.0)
+        ),
+        (
+            lambda: PluginErrorItem("E", "m", {f"k{n}": n for n in range(11)}),
+            "args: expected an object of at most 10 keys or null, got 11 keys",
+        ),
+        (lambda: PluginErrorItem("E", "m", [1]), "args: expected an object or null, got [1]"),  # type: ignore[arg-type]
+        (lambda: PluginErrorItem("E", "m", {1: "x"}), "args: expected string keys, got 1"),  # type: ignore[dict-item]
+        (lambda: PluginErrorItem("E", "m", {"k": {1, 2}}), "args: expected JSON values"),
     ],
 )
 def test_a_fault_that_cannot_be_is_refused_with_a_reason(make: Any, message: str) -> None:
-    with pytest.raises(FaultError, match=message):
+    with pytest.raises(FaultError, match=re.escape(message)):
         make()
+
+
+def test_plugin_error_args_of_10_keys_are_taken() -> None:
+    assert len(PluginErrorItem("E", "m", {f"k{n}": n for n in range(10)}).args or {}) == 10
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ({"plugin_id": 5}, "plugin_id: expected a plugin id string, got 5"),
+        ({"plugin_id": ""}, "plugin_id: expected a plugin id string, got ''"),
+        ({"route": ["llm/invoke"]}, "route: expected one of llm/invoke"),
+    ],
+)
+def test_a_rule_for_a_target_that_cannot_be_is_refused(
+    faults: Faults, target: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(FaultError, match=re.escape(message)):
+        faults.add(NoNode(), **target)
 
 
 def test_a_stream_fault_on_a_plain_json_route_is_refused(faults: Faults) -> None:
@@ -426,13 +599,58 @@ def test_reset_over_http_clears_faults_and_journal(
             {"fault": {"kind": "cut_after", "items": 1}, "route": "model/polling/check"},
             "plain JSON",
         ),
+        (
+            {
+                "fault": {
+                    "kind": "error_answer",
+                    "error_type": INTERNAL,
+                    "message": "m",
+                    "status": 204,
+                }
+            },
+            "fault rule: status: expected an HTTP error status from 400 to 599, got 204",
+        ),
+        (
+            {
+                "fault": {
+                    "kind": "plugin_error_item",
+                    "error_type": "E",
+                    "message": "m",
+                    "args": {f"k{n}": n for n in range(11)},
+                }
+            },
+            "fault rule: args: expected an object of at most 10 keys or null, got 11 keys",
+        ),
+        (
+            {"fault": {"kind": "no_node"}, "plugin_id": 5},
+            "fault rule: plugin_id: expected a plugin id string, got 5",
+        ),
+        (
+            {"fault": {"kind": "no_node"}, "time": 1},
+            "fault rule: unknown key 'time' (expected fault, route, plugin_id, times)",
+        ),
+        ({"fault": "no_node"}, "fault rule: fault: expected an object with a kind, got 'no_node'"),
+        ([{"fault": {"kind": "no_node"}}], "fault rule: expected a JSON object, got a list"),
     ],
 )
 def test_a_bad_fault_over_http_is_a_400_that_says_why(
-    client: httpx.Client, faults: Faults, spec: dict[str, Any], message: str
+    client: httpx.Client, faults: Faults, spec: Any, message: str
 ) -> None:
     response = client.post("/_emulator/faults", json=spec, headers={"X-Api-Key": KEY})
 
     assert response.status_code == 400
     assert message in json.loads(response.json()["message"])["message"]
+    assert faults.rules() == []
+
+
+@pytest.mark.parametrize("seconds", ["NaN", "Infinity", "-Infinity", "-1"])
+def test_seconds_json_cannot_carry_are_refused_over_http(
+    client: httpx.Client, faults: Faults, seconds: str
+) -> None:
+    spec = '{"fault": {"kind": "delay_first_item", "seconds": ' + seconds + "}}"
+
+    response = client.post("/_emulator/faults", content=spec, headers={"X-Api-Key": KEY})
+
+    assert response.status_code == 400
+    assert "fault rule: seconds: expected a" in json.loads(response.json()["message"])["message"]
     assert faults.rules() == []

@@ -2,9 +2,11 @@
 
 Checks run in the daemon's order (internal/server: CheckingKey, FetchPluginInstallation,
 RedirectPluginInvoke, the controller's bind, the session): 401 wrong key, 400 no X-Plugin-ID,
-400 empty tenant, injected answer faults (where the daemon looks for a node), 404 plugin not
-installed, 400 validation, then the stream. Every answer is a daemon envelope; anything
-unknown gets gin's NoRoute answer. Each dispatch is recorded in the app's journal.
+400 empty tenant, 404 plugin not installed (unless a fault rule names it, standing in for its
+installation), an injected `NoNode` (where the daemon looks for a node), 400 validation, an
+injected `ErrorAnswer` (where the daemon creates the session), then the stream. Every answer
+is a daemon envelope; anything unknown gets gin's NoRoute answer. Each dispatch is recorded in
+the app's journal.
 """
 
 from __future__ import annotations
@@ -36,7 +38,13 @@ from emulator.journal import Dispatch, Journal
 from emulator.runtime.registry import PluginSet
 from emulator.runtime.sdk import observing_sessions
 from emulator.server import control
-from emulator.server.streaming import EventStream, FrameBridge, planned_items, session_items
+from emulator.server.streaming import (
+    EventStream,
+    FrameBridge,
+    planned_items,
+    record_fault,
+    session_items,
+)
 from emulator.sessions import Item, new_session_id, request_line
 
 logger = logging.getLogger("emulator.server")
@@ -177,12 +185,15 @@ def _open_record(route: Route, request: Request) -> Dispatch:
 async def _dispatch(route: Route, request: Request, tenant_id: str, record: Dispatch) -> Response:
     settings: Settings = request.app.state.settings
     plugins: PluginSet = request.app.state.plugins
-    if refusal := _refusal_before_the_body(route, request, tenant_id, record):
+    faults: Faults = request.app.state.faults
+    if refusal := _refusal_before_the_body(request, tenant_id):
         return refusal
     plugin_id = request.headers["x-plugin-id"]
     plugin = plugins.get(plugin_id)
-    if plugin is None:
-        return error_answer(404, ErrorType.PLUGIN_NOT_FOUND, "plugin not found")
+    if plugin is None and not faults.installs(route.path, plugin_id):
+        return _plugin_not_found()
+    if injected := _injected_answer(faults, route, plugin_id, "node", record):
+        return injected
     body = await request.body()
     try:
         bound = await _bind(route, body, tenant_id, request.headers.get("content-type"))
@@ -193,6 +204,10 @@ async def _dispatch(route: Route, request: Request, tenant_id: str, record: Disp
     if bound.validation_errors:
         message = "\n".join(bound.validation_errors)
         return error_answer(400, ErrorType.BAD_REQUEST, message, warning_headers(bound))
+    if injected := _injected_answer(faults, route, plugin_id, "session", record):
+        return injected
+    if plugin is None:  # the rule that stood in for its installation is used up
+        return _plugin_not_found()
     session_id = new_session_id()
     try:
         line = request_line(route, bound.values, session_id)
@@ -206,17 +221,13 @@ async def _dispatch(route: Route, request: Request, tenant_id: str, record: Disp
         message = strict_message(bound.warnings)
         return error_answer(400, ErrorType.BAD_REQUEST, message, warning_headers(bound))
     record.request_line = line
-    plan = request.app.state.faults.stream_plan(route.path, plugin_id)
-    record.faults.extend(plan.applied)
+    plan = faults.stream_plan(route.path, plugin_id)
     session = _Session(route, plugin, bound, line, session_id, record, plan)
     return await _run_session(session, plugins, settings)
 
 
-def _refusal_before_the_body(
-    route: Route, request: Request, tenant_id: str, record: Dispatch
-) -> Response | None:
-    """The daemon's middleware up to the plugin lookup: key, plugin id, tenant, and where a
-    fault answers instead, RedirectPluginInvoke's search for a node."""
+def _refusal_before_the_body(request: Request, tenant_id: str) -> Response | None:
+    """The daemon's middleware up to the plugin lookup: key, plugin id, tenant."""
     if request.headers.get("x-api-key", "") != request.app.state.settings.key:
         return error_answer(401, ErrorType.UNAUTHORIZED, "unauthorized")
     plugin_id = request.headers.get("x-plugin-id", "")
@@ -224,11 +235,22 @@ def _refusal_before_the_body(
         return error_answer(400, ErrorType.BAD_REQUEST, "plugin_id is required")
     if not tenant_id:
         return error_answer(400, ErrorType.BAD_REQUEST, "tenant_id is required")
-    faults: Faults = request.app.state.faults
-    if injected := faults.answer_for(route.path, plugin_id):
-        record.faults.append(injected.applied)
-        return json_answer(injected.status, injected.body)
     return None
+
+
+def _plugin_not_found() -> Response:
+    return error_answer(404, ErrorType.PLUGIN_NOT_FOUND, "plugin not found")
+
+
+def _injected_answer(
+    faults: Faults, route: Route, plugin_id: str, step: str, record: Dispatch
+) -> Response | None:
+    """The answer an injected fault gives at this step of the daemon's checks, if any."""
+    injected = faults.answer_for(route.path, plugin_id, step)
+    if injected is None:
+        return None
+    record.faults.append(injected.applied)
+    return json_answer(injected.status, injected.body)
 
 
 def _sdk_rejection(plugin: Any, line: str) -> list[ContractWarning]:
@@ -289,12 +311,12 @@ async def _run_session(session: _Session, plugins: PluginSet, settings: Settings
     route = session.route
     if route.streamed:
         items = session_items(route, bridge, settings.max_execution_timeout)
-        planned = planned_items(items, session.plan)
+        planned = planned_items(items, session.plan, session.record)
         stream = EventStream(planned, headers, session.record, session.plan)
         stream.after_close(lambda: _finish(plugins, bridge))
         return stream
     try:
-        return await _last_item_answer(route, bridge, headers, session.plan)
+        return await _last_item_answer(route, bridge, headers, session.plan, session.record)
     finally:
         _finish(plugins, bridge)
 
@@ -305,13 +327,18 @@ def _finish(plugins: PluginSet, bridge: FrameBridge) -> None:
 
 
 async def _last_item_answer(
-    route: Route, bridge: FrameBridge, headers: list[tuple[str, str]], plan: StreamPlan
+    route: Route,
+    bridge: FrameBridge,
+    headers: list[tuple[str, str]],
+    plan: StreamPlan,
+    record: Dispatch,
 ) -> Response:
     """The polling routes: plain JSON with the plugin's last item, 500 on its error."""
+    record_fault(record, plan, "first_item_delay")
     if plan.first_item_delay:
         await asyncio.sleep(plan.first_item_delay)
     last: Item | None = None
-    items = planned_items(session_items(route, bridge, timeout=None), plan)
+    items = planned_items(session_items(route, bridge, timeout=None), plan, record)
     async with aclosing(items):
         async for item in items:
             if item.is_error:

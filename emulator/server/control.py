@@ -6,7 +6,7 @@
     DELETE /_emulator/journal          forget them
     GET    /_emulator/faults           the fault rules
     POST   /_emulator/faults           add one: {"fault": {"kind": ..., ...}, "route": ...,
-                                       "plugin_id": ..., "times": ...}
+                                       "plugin_id": ..., "times": ...} (no other keys)
     DELETE /_emulator/faults           remove them all; /_emulator/faults/{id} removes one
     POST   /_emulator/reset            journal and faults both
 
@@ -88,11 +88,15 @@ async def _list_faults(request: Request) -> Response:
     return _json(200, {"rules": [rule.to_json() for rule in faults.rules()]})
 
 
+RULE_KEYS = ("fault", "route", "plugin_id", "times")
+
+
 async def _add_fault(request: Request) -> Response:
     """Add a fault rule; answer it with its id."""
     faults: Faults = request.app.state.faults
     try:
         spec = json.loads(await request.body())
+        _check_rule_keys(spec)
         rule = faults.add(
             fault_from_json(spec["fault"]),
             route=spec.get("route"),
@@ -102,6 +106,21 @@ async def _add_fault(request: Request) -> Response:
     except (ValueError, KeyError, TypeError, AttributeError) as error:
         return _error(400, ErrorType.BAD_REQUEST, _rule_error(error))
     return _json(201, rule.to_json())
+
+
+def _check_rule_keys(spec: object) -> None:
+    """A rule is an object of known keys: a misspelt `times` must not make a rule that never
+    runs out."""
+    if not isinstance(spec, dict):
+        raise FaultError(f"expected a JSON object, got a {_json_type(spec)}")
+    for key in spec:
+        if key not in RULE_KEYS:
+            raise FaultError(f"unknown key {key!r} (expected {', '.join(RULE_KEYS)})")
+
+
+def _json_type(value: object) -> str:
+    names = {list: "list", str: "string", bool: "boolean", int: "number", float: "number"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
 
 
 async def _clear_faults(request: Request) -> Response:

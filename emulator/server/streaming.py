@@ -3,10 +3,11 @@
 `FrameBridge` carries session frames from the plugin's thread to the event loop, with a bounded
 buffer so a slow client slows the plugin rather than filling memory; once closed it refuses
 frames, which stops the plugin. `session_items` turns frames into the daemon's items (and the
-`killed by timeout` item), and `planned_items` ends them early where a fault says so.
+`killed by timeout` item), and `planned_items` ends them where a fault says so.
 `EventStream` frames them as the daemon does: `data: <json>\\n\\n`, `Content-Type:
 text/event-stream` exactly, and no status or headers before the first item; it applies the
-faults' delays and cuts, and records each item it writes.
+faults' delays and cuts, and records each item it writes. A fault's rule goes into the
+dispatch's journal entry when the fault takes effect, not before.
 """
 
 from __future__ import annotations
@@ -95,9 +96,11 @@ async def session_items(
 
 
 async def planned_items(
-    items: AsyncGenerator[Item, None], plan: StreamPlan
+    items: AsyncGenerator[Item, None], plan: StreamPlan, record: Dispatch
 ) -> AsyncGenerator[Item, None]:
-    """The session's items, ended by the plan's error item once enough have gone out."""
+    """The session's items, ended by the plan's error item once enough have gone out, or in
+    place of the end of a shorter stream. An error of the session's own (the plugin's, the
+    timeout) that comes first ends it instead."""
     async with aclosing(items):
         if plan.ending is None:
             async for item in items:
@@ -107,14 +110,20 @@ async def planned_items(
         if remaining:
             async for item in items:
                 yield item
-                remaining -= 1
                 if item.is_error:
                     return
+                remaining -= 1
                 if not remaining:
                     break
-            else:
-                return  # the plugin ended first: nothing left to replace
+    record_fault(record, plan, "ending")
     yield Item(envelope, is_error=True)
+
+
+def record_fault(record: Dispatch, plan: StreamPlan, setting: str) -> None:
+    """List the rule behind one of the plan's settings in the journal, once."""
+    applied = plan.rules.get(setting)
+    if applied is not None and applied not in record.faults:
+        record.faults.append(applied)
 
 
 class EventStream(Response):
@@ -170,16 +179,26 @@ class EventStream(Response):
                 await send({"type": "http.response.body", "body": body, "more_body": True})
                 self.items_sent += 1
                 if self.items_sent == self._plan.cut_after:
-                    # Returning without the last body message makes the server drop the
-                    # connection: the client sees an unfinished chunked body.
+                    self._cut()
                     return
+        if self.items_sent and self._plan.cut_after is not None:
+            self._cut()  # a shorter stream than the cut asked for: it drops its end instead
+            return
         if not self.items_sent:
             await self._pause_before_item()
             await self._start(send)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
+    def _cut(self) -> None:
+        # Returning without the last body message makes the server drop the connection: the
+        # client sees an unfinished chunked body. (Uvicorn answers an app that sent nothing
+        # with a 500 of its own, so a stream with no item is never cut.)
+        record_fault(self._record, self._plan, "cut_after")
+
     async def _pause_before_item(self) -> None:
         plan = self._plan
+        setting = "item_delay" if self.items_sent else "first_item_delay"
+        record_fault(self._record, plan, setting)
         delay = plan.item_delay if self.items_sent else plan.first_item_delay
         if delay:
             await asyncio.sleep(delay)
