@@ -11,6 +11,7 @@ import json
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -24,6 +25,7 @@ from emulator.testing import (
     assert_never_dispatched,
     assert_plugin_saw,
 )
+from emulator.testing._inprocess import AppLoop, Interception
 from helpers import FIXTURE_PLUGINS, ROOT, payload
 from projects import run_pytest
 
@@ -317,6 +319,25 @@ def test_the_respx_mock_fixture_set_up_first_keeps_its_routes_and_its_assertion(
         httpx.get("http://127.0.0.1:9/unrouted")
 
     assert (mocked.status_code, daemon.status_code) == (204, 200)
+
+
+def test_the_daemons_url_stays_the_emulators_beside_a_router_started_before_it(
+    app: Any,
+) -> None:
+    app_loop = AppLoop(app)
+    interception = Interception("http://127.0.0.1:5997", app_loop)
+    try:
+        with respx.mock(assert_all_mocked=False) as own:  # unrouted requests: an empty 200
+            interception.start()
+            daemon = httpx.get("http://127.0.0.1:5997/health/check")
+            other = httpx.get("http://127.0.0.1:9/x")
+            own_calls = own.calls.call_count
+    finally:
+        interception.stop()
+        app_loop.close()
+
+    assert daemon.json()["status"] == "ok"
+    assert (other.status_code, other.content, own_calls) == (200, b"", 1)
 
 
 def test_a_sync_client_inside_a_running_event_loop_is_answered_in_process(

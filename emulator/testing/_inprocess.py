@@ -102,6 +102,12 @@ class Interception:
         """Patch httpx's transports (once: a started interception stays started)."""
         if not self.active:
             self._router.start()
+            # respx asks its routers in the order they started, and the first that answers
+            # wins: a test's router started earlier (one that answers every request, say)
+            # must not take the daemon's URL.
+            if (mocker := self._router.Mocker) is not None:
+                mocker.routers.remove(self._router)
+                mocker.routers.insert(0, self._router)
             self.active = True
 
     def stop(self) -> None:
