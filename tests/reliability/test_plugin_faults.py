@@ -24,7 +24,7 @@ from helpers import dispatch_headers, dispatch_url, payload
 from support import IMPATIENT_TIMEOUT, InProcessEmulator, Tally, wait_for
 
 FAULTY = "tests/faulty"
-HANG_SECONDS = 1.5
+HANG_SECONDS = 2.5
 
 
 def faulty_body(model: str, **credentials: Any) -> dict[str, Any]:
