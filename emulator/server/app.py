@@ -12,6 +12,7 @@ the app's journal.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -83,7 +84,7 @@ def create_app(
         title="dify-plugin-daemon emulator",
         docs_url=None,
         redoc_url=None,
-        openapi_url="/_emulator/openapi.json",
+        openapi_url=None,
         redirect_slashes=False,
     )
     app.state.settings = settings
@@ -91,6 +92,7 @@ def create_app(
     app.state.journal = Journal(cap=settings.journal_cap) if journal is None else journal
     app.state.faults = Faults() if faults is None else faults
     app.add_api_route("/health/check", _health, methods=["GET"])
+    app.add_api_route("/_emulator/openapi.json", _openapi, methods=["GET"], include_in_schema=False)
     control.add_routes(app)
     for route in ROUTES:
         app.add_api_route(
@@ -118,6 +120,14 @@ def error_answer(
     headers: list[tuple[str, str]] = (),  # type: ignore[assignment]
 ) -> Response:
     return json_answer(status, envelopes.error(error_type, message), headers)
+
+
+async def _openapi(request: Request) -> Response:
+    """The emulator's own OpenAPI document; like every route but the health check, keyed."""
+    settings: Settings = request.app.state.settings
+    if request.headers.get("x-api-key", "") != settings.key:
+        return error_answer(401, ErrorType.UNAUTHORIZED, "unauthorized")
+    return json_answer(200, json.dumps(request.app.openapi()))
 
 
 async def _health(request: Request) -> Response:

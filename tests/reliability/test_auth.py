@@ -115,12 +115,6 @@ def test_the_health_check_answers_without_a_key(served: ServedEmulator, tally: T
     assert response.status_code == 200 and response.json()["status"] == "ok"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the emulator's OpenAPI document answers without a key: it is neither the health "
-    "check nor a daemon route (issue 6 asks that only those answer without one). It holds no "
-    "secret: the routes' names and the emulator's control routes.",
-)
 def test_the_openapi_document_refuses_a_missing_key(served: ServedEmulator, tally: Tally) -> None:
     with served.client(timeout=10) as client:
         response = client.get("/_emulator/openapi.json")
