@@ -42,6 +42,7 @@ CONTROL_ROUTES = [
     ("DELETE", "/_emulator/faults"),
     ("DELETE", "/_emulator/faults/1"),
     ("POST", "/_emulator/reset"),
+    ("GET", "/_emulator/openapi.json"),
 ]
 UNSERVED_DAEMON_ROUTES = [
     ("GET", f"/plugin/{TENANT}/management/models?page=1&page_size=10"),
