@@ -633,20 +633,16 @@ def encode_struct(cls: type[GoStruct], value: dict[str, Any]) -> str:
     marshal: Callable[[dict[str, Any]], str] | None = hook(cls, "go_marshal")
     if marshal is not None:
         return marshal(value)
-    return "{" + ",".join(_encoded_members(cls, value)) + "}"
+    return "{" + ",".join(encode_members(cls, value)) + "}"
 
 
-def _encoded_members(cls: type[GoStruct], value: dict[str, Any]) -> list[str]:
+def encode_members(cls: type[GoStruct], value: dict[str, Any]) -> list[str]:
+    """The encoded `"key":value` members of a struct, for custom marshalers to extend."""
     return [
         f"{encode_string(f.json_name)}:{encode(value[f.json_name], f.gotype)}"
         for f in flat_fields(cls)
         if not (f.omitempty and is_empty(value[f.json_name]))
     ]
-
-
-def encode_members(cls: type[GoStruct], value: dict[str, Any]) -> list[str]:
-    """The encoded `"key":value` members of a struct, for custom marshalers to extend."""
-    return _encoded_members(cls, value)
 
 
 def encode_any(value: Any) -> str:
