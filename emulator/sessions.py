@@ -74,6 +74,14 @@ END = Closed()
 
 
 @dataclass(frozen=True)
+class Invoke:
+    """A backwards invocation: the plugin asks Dify for something (a session message `invoke`)."""
+
+    data: Any
+    """The message's `data`, parsed: {type, backwards_request_id, request}."""
+
+
+@dataclass(frozen=True)
 class PluginEvent:
     """A line the plugin printed, as the daemon splits it (ParsePluginUniversalEvent)."""
 
@@ -91,8 +99,19 @@ def read_plugin_event(line: str) -> PluginEvent | None:
     return PluginEvent(value["event"], value["session_id"], value["data"])
 
 
-def read_session_message(route: Route, raw: RawMessage | None) -> Item | Closed | None:
-    """What the daemon makes of one session message: an item, the end, or nothing at all."""
+class SessionReader:
+    """Reads one session's messages in order, as the daemon's handler for its route does."""
+
+    def __init__(self, route: Route) -> None:
+        self.route = route
+
+    def read(self, raw: RawMessage | None) -> Item | Closed | Invoke | None:
+        return read_session_message(self.route, raw)
+
+
+def read_session_message(route: Route, raw: RawMessage | None) -> Item | Closed | Invoke | None:
+    """What the daemon makes of one session message: an item, the end, a call back into Dify,
+    or nothing at all."""
     message, error = unmarshal(SessionMessage, None if raw is None else raw.parsed)
     if error is not None:
         logger.error("unmarshal json failed, failed to parse session message: %s", error)
@@ -105,13 +124,7 @@ def read_session_message(route: Route, raw: RawMessage | None) -> Item | Closed 
     if kind == "error":
         return _plugin_error_item(data)
     if kind == "invoke":
-        return Item(
-            envelopes.stream_error(
-                "invoke_dify_error",
-                "invoke dify failed: the emulator does not serve backwards invocations yet",
-            ),
-            is_error=True,
-        )
+        return Invoke(data)
     return Item(
         envelopes.stream_error(
             "unknown_stream_message_type", f"unknown stream message type: {kind}"

@@ -38,7 +38,7 @@ from emulator.faults import Faults, StreamPlan
 from emulator.journal import Dispatch, Journal
 from emulator.runtime.registry import PluginSet
 from emulator.runtime.sdk import observing_sessions
-from emulator.server import control
+from emulator.server import control, management
 from emulator.server.streaming import (
     EventStream,
     FrameBridge,
@@ -94,6 +94,7 @@ def create_app(
     app.add_api_route("/health/check", _health, methods=["GET"])
     app.add_api_route("/_emulator/openapi.json", _openapi, methods=["GET"], include_in_schema=False)
     control.add_routes(app)
+    management.add_routes(app)
     for route in ROUTES:
         app.add_api_route(
             route.url_path.replace("{tenant_id}", "{tenant_id:tenant}"),

@@ -28,7 +28,14 @@ from emulator.contract.routes import Route
 from emulator.faults import TIMEOUT_MESSAGE, StreamPlan
 from emulator.journal import Dispatch
 from emulator.runtime import StreamClosed
-from emulator.sessions import Closed, Item, PluginEvent, read_plugin_event, read_session_message
+from emulator.sessions import (
+    Closed,
+    Invoke,
+    Item,
+    PluginEvent,
+    SessionReader,
+    read_plugin_event,
+)
 
 logger = logging.getLogger("emulator.plugin")
 
@@ -79,6 +86,7 @@ async def session_items(
 ) -> AsyncGenerator[Item, None]:
     """The daemon's items for one session, until `end`, an error item, or the timeout."""
     deadline = None if timeout is None else time.monotonic() + timeout
+    reader = SessionReader(route)
     while True:
         remaining = None if deadline is None else max(deadline - time.monotonic(), 0)
         try:
@@ -86,9 +94,11 @@ async def session_items(
         except TimeoutError:
             yield Item(envelopes.error(envelopes.ErrorType.INTERNAL, TIMEOUT_MESSAGE), True)
             return
-        item = read_session_message(route, frame)
+        item = reader.read(frame)
         if isinstance(item, Closed):
             return
+        if isinstance(item, Invoke):
+            item = backwards_refused(item)
         if item is not None:
             yield item
             if item.is_error:
@@ -117,6 +127,17 @@ async def planned_items(
                     break
     record_fault(record, plan, "ending")
     yield Item(envelope, is_error=True)
+
+
+def backwards_refused(invoke: Invoke) -> Item:
+    del invoke
+    return Item(
+        envelopes.stream_error(
+            "invoke_dify_error",
+            "invoke dify failed: the emulator does not serve backwards invocations yet",
+        ),
+        is_error=True,
+    )
 
 
 def record_fault(record: Dispatch, plan: StreamPlan, setting: str) -> None:
