@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from dify_client import collect, envelopes
-from emulator.contract.routes import ROUTES
+from emulator.contract.routes import MODEL_ROUTES
 from helpers import dispatch_headers, dispatch_url, payload
 
 REQUESTS = "github.com/langgenius/dify-plugin-daemon/pkg/entities/requests"
@@ -146,7 +146,7 @@ MISSING: dict[str, tuple[str, str]] = {
     "model/polling/check": ("plugin_state", "RequestCheckPolling].Data.PluginState"),
 }
 
-ROUTE_PATHS = [route.path for route in ROUTES]
+ROUTE_PATHS = [route.path for route in MODEL_ROUTES]
 
 
 def assert_equal(actual: Any, expected: Any) -> None:

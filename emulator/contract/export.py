@@ -16,6 +16,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from emulator import __version__
+from emulator.contract.families.plugin_entities import (
+    PARAMETER_AUTO_GENERATE_TYPES,
+    TOOL_PARAMETER_FORMS,
+    TOOL_PARAMETER_TYPES,
+)
+from emulator.contract.families.tool import RESPONSE_CHUNK_TYPES
 from emulator.contract.gotypes import (
     Field,
     GoStruct,
@@ -60,6 +66,11 @@ ENUM_TAGS: dict[str, tuple[str, ...]] = {
     "multimodal_content_type": MULTIMODAL_CONTENT_TYPES,
     "model_parameter_type": MODEL_PARAMETER_TYPES,
     "model_provider_configurate_method": CONFIGURATE_METHODS,
+    "is_valid_tool_response_chunk_type": RESPONSE_CHUNK_TYPES,
+    "is_valid_data_source_response_chunk_type": RESPONSE_CHUNK_TYPES,
+    "tool_parameter_type": TOOL_PARAMETER_TYPES,
+    "tool_parameter_form": TOOL_PARAMETER_FORMS,
+    "parameter_auto_generate_type": PARAMETER_AUTO_GENERATE_TYPES,
 }
 LENGTH_TAGS = {"min": "minLength", "gte": "minLength", "max": "maxLength", "lte": "maxLength"}
 

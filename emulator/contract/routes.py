@@ -2,7 +2,8 @@
 
 Routing, binding, the message handed to the plugin, reply checking and the docs all read this
 table; a new route is a new row. Paths, access types and actions are the daemon's
-(internal/server/controllers/definitions/definitions.go and the hand-written polling routes).
+(internal/server/controllers/definitions/definitions.go, and the hand-written routes in
+internal/server/http_server.go: model polling and agent_strategy/invoke).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from emulator.contract import model, responses
+from emulator.contract.families import agent, datasource, dynamic_select, oauth, tool, trigger
 from emulator.contract.gotypes import GoStruct
 
 DISPATCH_PREFIX = "/plugin/{tenant_id}/dispatch/"
@@ -25,6 +27,8 @@ class Route:
     response_model: type[GoStruct]
     streamed: bool = True
     """False for the polling routes: plain JSON holding the plugin's last item."""
+    reassembles_blobs: bool = False
+    """True for agent_strategy/invoke: the daemon joins `blob_chunk` items into one `blob`."""
 
     @property
     def url_path(self) -> str:
@@ -35,7 +39,7 @@ def _model(path: str, data: type[GoStruct], action: str, response: type[GoStruct
     return Route(path, data, "model", action, response)
 
 
-ROUTES: tuple[Route, ...] = (
+MODEL_ROUTES: tuple[Route, ...] = (
     _model("llm/invoke", model.RequestInvokeLLM, "invoke_llm", responses.LLMResultChunk),
     _model(
         "llm/num_tokens",
@@ -122,5 +126,152 @@ ROUTES: tuple[Route, ...] = (
         streamed=False,
     ),
 )
+
+FAMILY_ROUTES: tuple[Route, ...] = (
+    Route(
+        "tool/invoke",
+        tool.RequestInvokeTool,
+        "tool",
+        "invoke_tool",
+        tool.ToolResponseChunk,
+    ),
+    Route(
+        "tool/validate_credentials",
+        tool.RequestValidateToolCredentials,
+        "tool",
+        "validate_tool_credentials",
+        tool.ValidateCredentialsResult,
+    ),
+    Route(
+        "tool/get_runtime_parameters",
+        tool.RequestGetToolRuntimeParameters,
+        "tool",
+        "get_tool_runtime_parameters",
+        tool.GetToolRuntimeParametersResponse,
+    ),
+    Route(
+        "agent_strategy/invoke",
+        agent.RequestInvokeAgentStrategy,
+        "agent_strategy",
+        "invoke_agent_strategy",
+        agent.AgentStrategyResponseChunk,
+        reassembles_blobs=True,
+    ),
+    Route(
+        "oauth/get_authorization_url",
+        oauth.RequestOAuthGetAuthorizationURL,
+        "oauth",
+        "get_authorization_url",
+        oauth.OAuthGetAuthorizationURLResult,
+    ),
+    Route(
+        "oauth/get_credentials",
+        oauth.RequestOAuthGetCredentials,
+        "oauth",
+        "get_credentials",
+        oauth.OAuthGetCredentialsResult,
+    ),
+    Route(
+        "oauth/refresh_credentials",
+        oauth.RequestOAuthRefreshCredentials,
+        "oauth",
+        "refresh_credentials",
+        oauth.OAuthRefreshCredentialsResult,
+    ),
+    Route(
+        "dynamic_select/fetch_parameter_options",
+        dynamic_select.RequestDynamicParameterSelect,
+        "dynamic_parameter",
+        "fetch_parameter_options",
+        dynamic_select.DynamicSelectResult,
+    ),
+    Route(
+        "datasource/validate_credentials",
+        datasource.RequestValidateDatasourceCredentials,
+        "datasource",
+        "validate_datasource_credentials",
+        datasource.DataSourceValidateCredentialsResponse,
+    ),
+    Route(
+        "datasource/get_website_crawl",
+        datasource.RequestDatasourceGetWebsiteCrawl,
+        "datasource",
+        "invoke_website_datasource_get_crawl",
+        datasource.WebsiteCrawlChunk,
+    ),
+    Route(
+        "datasource/get_online_document_pages",
+        datasource.RequestDatasourceGetOnlineDocumentPages,
+        "datasource",
+        "invoke_online_document_datasource_get_pages",
+        datasource.DatasourceGetPagesResponse,
+    ),
+    Route(
+        "datasource/get_online_document_page_content",
+        datasource.RequestInvokeOnlineDocumentDatasourceGetContent,
+        "datasource",
+        "invoke_online_document_datasource_get_page_content",
+        datasource.DataSourceResponseChunk,
+    ),
+    Route(
+        "datasource/online_drive_browse_files",
+        datasource.DatasourceOnlineDriveBrowseFilesRequest,
+        "datasource",
+        "invoke_online_drive_browse_files",
+        datasource.GetOnlineDriveBrowseFilesResponse,
+    ),
+    Route(
+        "datasource/online_drive_download_file",
+        datasource.DatasourceOnlineDriveDownloadFileRequest,
+        "datasource",
+        "invoke_online_drive_download_file",
+        datasource.DataSourceResponseChunk,
+    ),
+    Route(
+        "trigger/invoke_event",
+        trigger.TriggerInvokeEventRequest,
+        "trigger",
+        "invoke_trigger_event",
+        trigger.TriggerInvokeEventResponse,
+    ),
+    Route(
+        "trigger/validate_credentials",
+        trigger.TriggerValidateProviderCredentialsRequest,
+        "trigger",
+        "validate_trigger_credentials",
+        trigger.TriggerValidateProviderCredentialsResponse,
+    ),
+    Route(
+        "trigger/dispatch_event",
+        trigger.TriggerDispatchEventRequest,
+        "trigger",
+        "dispatch_trigger_event",
+        trigger.TriggerDispatchEventResponse,
+    ),
+    Route(
+        "trigger/subscribe",
+        trigger.TriggerSubscribeRequest,
+        "trigger",
+        "subscribe_trigger",
+        trigger.TriggerSubscribeResponse,
+    ),
+    Route(
+        "trigger/unsubscribe",
+        trigger.TriggerUnsubscribeRequest,
+        "trigger",
+        "unsubscribe_trigger",
+        trigger.TriggerUnsubscribeResponse,
+    ),
+    Route(
+        "trigger/refresh",
+        trigger.TriggerRefreshRequest,
+        "trigger",
+        "refresh_trigger",
+        trigger.TriggerRefreshResponse,
+    ),
+)
+"""Tool, agent strategy, OAuth, dynamic select, datasource and trigger, in the daemon's order."""
+
+ROUTES: tuple[Route, ...] = MODEL_ROUTES + FAMILY_ROUTES
 
 ROUTES_BY_PATH: dict[str, Route] = {route.path: route for route in ROUTES}
