@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import base64
 import json
-import uuid
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
 
+from emulator.contract.routes import ROUTES_BY_PATH
+from emulator.contract.wrapper import bind
 from emulator.runtime import InProcessPlugin, StreamClosed
-from helpers import FIXTURE_PLUGINS
+from emulator.sessions import new_session_id, request_line
+from helpers import FIXTURE_PLUGINS, TENANT
 
 Frame = dict[str, Any]
 
@@ -27,36 +29,6 @@ GOOD = {"api_key": "good"}
 # A fixed expiry the plugins use (2100-01-01 UTC), so their answers do not change between runs.
 EXPIRES_AT = 4102444800
 
-# (access type, action) per dispatch path, as the daemon's route table sends them.
-ACTIONS = {
-    "tool/invoke": ("tool", "invoke_tool"),
-    "tool/validate_credentials": ("tool", "validate_tool_credentials"),
-    "tool/get_runtime_parameters": ("tool", "get_tool_runtime_parameters"),
-    "agent_strategy/invoke": ("agent_strategy", "invoke_agent_strategy"),
-    "oauth/get_authorization_url": ("oauth", "get_authorization_url"),
-    "oauth/get_credentials": ("oauth", "get_credentials"),
-    "oauth/refresh_credentials": ("oauth", "refresh_credentials"),
-    "dynamic_select/fetch_parameter_options": ("dynamic_parameter", "fetch_parameter_options"),
-    "datasource/validate_credentials": ("datasource", "validate_datasource_credentials"),
-    "datasource/get_website_crawl": ("datasource", "invoke_website_datasource_get_crawl"),
-    "datasource/get_online_document_pages": (
-        "datasource",
-        "invoke_online_document_datasource_get_pages",
-    ),
-    "datasource/get_online_document_page_content": (
-        "datasource",
-        "invoke_online_document_datasource_get_page_content",
-    ),
-    "datasource/online_drive_browse_files": ("datasource", "invoke_online_drive_browse_files"),
-    "datasource/online_drive_download_file": ("datasource", "invoke_online_drive_download_file"),
-    "trigger/invoke_event": ("trigger", "invoke_trigger_event"),
-    "trigger/validate_credentials": ("trigger", "validate_trigger_credentials"),
-    "trigger/dispatch_event": ("trigger", "dispatch_trigger_event"),
-    "trigger/subscribe": ("trigger", "subscribe_trigger"),
-    "trigger/unsubscribe": ("trigger", "unsubscribe_trigger"),
-    "trigger/refresh": ("trigger", "refresh_trigger"),
-}
-
 
 def daemon_line(
     path: str,
@@ -64,17 +36,13 @@ def daemon_line(
     ids: dict[str, Any] = NO_IDS,
     context: dict[str, Any] | None = None,
 ) -> tuple[str, str]:
-    """The line the daemon writes to the plugin for a dispatch to `path`, and its session id."""
-    access_type, action = ACTIONS[path]
-    session_id = str(uuid.uuid4())
-    message = {
-        "session_id": session_id,
-        **ids,
-        "context": context,
-        "event": "request",
-        "data": {**data, "user_id": USER, "type": access_type, "action": action},
-    }
-    return json.dumps(message), session_id
+    """The line the daemon writes to the plugin for this dispatch body, and its session id."""
+    route = ROUTES_BY_PATH[path]
+    body = json.dumps({"user_id": USER, **ids, "context": context, "data": data})
+    bound = bind(route.data_model, body.encode(), TENANT, "application/json")
+    assert not bound.validation_errors, bound.validation_errors
+    session_id = new_session_id()
+    return request_line(route, bound.values, session_id), session_id
 
 
 def run(plugin: InProcessPlugin, line: str) -> list[Frame]:
