@@ -1,0 +1,723 @@
+"""The SDK version matrix: one plugin, the same checks, several dify-plugin versions.
+
+Each version gets a virtual environment of its own (``python -m venv`` plus
+``pip install dify-plugin==X``), cached outside the project and reused. In each,
+a probe (``emulator/runtime/sdk_probe.py``, run by that interpreter) reports what
+the SDK offers: its router's table, its request fields, ``get_current_session``.
+Then the plugin is loaded through the subprocess runtime with that interpreter,
+behind an emulator app in this process, and checked over HTTP: does it load,
+does model code see ``app_id``, which dispatch routes get an answer rather than
+the SDK's bare ``end``. A version that cannot run the plugin is a row that says
+why, never a crash.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from emulator.runtime import sdk_probe
+
+CACHE_ENV = "EMULATOR_SDK_CACHE"
+DEFAULT_VERSIONS = ("0.7.4", "0.9.1", "0.10.2")
+READY_MARKER = ".emulator-sdk-ready"
+INSTALL_TIMEOUT = 600.0
+PROBE_TIMEOUT = 120.0
+PROBE_APP_ID = "matrix-app-id-7c41"
+_VERSION = re.compile(r"\d+(\.\d+){0,3}((a|b|rc|\.post|\.dev)\d+)?")
+
+# Names plugins import from the SDK, and the first release that has them. A name not listed
+# here is explained from the versions in the matrix instead.
+FIRST_RELEASE_WITH = {
+    "get_current_session": "0.10.0",  # langgenius/dify-plugin-sdks 1ef5b029 (#313)
+    "dify_plugin.core.session_context": "0.10.0",
+}
+
+
+class MatrixError(Exception):
+    """A version the matrix cannot even set up; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class SdkEnvironment:
+    """A virtual environment with one dify-plugin version installed."""
+
+    version: str
+    directory: Path
+
+    @property
+    def python(self) -> Path:
+        return self.directory / "bin" / "python"
+
+
+def default_cache_directory() -> Path:
+    """``$EMULATOR_SDK_CACHE``, else ``$XDG_CACHE_HOME`` or ``~/.cache``, then our folder."""
+    if configured := os.environ.get(CACHE_ENV):
+        return Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "dify-plugin-emulator"
+
+
+def checked_version(version: str) -> str:
+    """Return ``version`` if it is a plain release number; it ends up in a path and pip."""
+    if not _VERSION.fullmatch(version):
+        raise MatrixError(f"--sdk {version!r}: expected a release number such as 0.10.2")
+    return version
+
+
+def provision(version: str, cache: Path, base_python: str = sys.executable) -> SdkEnvironment:
+    """Return the environment for ``version``, creating it once (a lock guards the creation)."""
+    environment = SdkEnvironment(checked_version(version), cache / f"sdk-{version}")
+    cache.mkdir(parents=True, exist_ok=True)
+    with _locked(cache / f"sdk-{version}.lock"):
+        if not (environment.directory / READY_MARKER).is_file():
+            _create(environment, base_python)
+    return environment
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _create(environment: SdkEnvironment, base_python: str) -> None:
+    # A half-built environment from an interrupted run is never trusted.
+    shutil.rmtree(environment.directory, ignore_errors=True)
+    _run_or_fail(environment, [base_python, "-m", "venv", str(environment.directory)])
+    pip = [str(environment.python), "-m", "pip", "install", "--disable-pip-version-check"]
+    _run_or_fail(environment, [*pip, "--quiet", f"dify-plugin=={environment.version}"])
+    (environment.directory / READY_MARKER).write_text(environment.version + "\n")
+
+
+def _run_or_fail(environment: SdkEnvironment, command: list[str]) -> None:
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=INSTALL_TIMEOUT, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise MatrixError(f"dify-plugin {environment.version}: {command[1:3]}: {error}") from error
+    if done.returncode != 0:
+        tail = _tail(done.stderr or done.stdout)
+        raise MatrixError(
+            f"dify-plugin {environment.version}: `{' '.join(command)}` "
+            f"exited with {done.returncode}: {tail}"
+        )
+
+
+def probe_sdk(environment: SdkEnvironment, plugin: Path | None = None) -> dict[str, Any]:
+    """What the SDK in ``environment`` offers, as ``sdk_probe`` reports it.
+
+    With ``plugin``, ``facts["plugin"]`` says whether that SDK registers the plugin.
+    """
+    # -I: the script's own folder (emulator/runtime, which has a subprocess.py) stays off
+    # sys.path, so the probe sees the standard library and the SDK only.
+    command = [str(environment.python), "-I", sdk_probe.__file__]
+    if plugin is not None:
+        command.append(str(plugin))
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=PROBE_TIMEOUT, check=False
+        )
+        facts: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    except (OSError, subprocess.TimeoutExpired, ValueError, IndexError) as error:
+        return {"probe_error": f"{type(error).__name__}: {error}"}
+    return facts
+
+
+def _tail(text: str, lines: int = 5) -> str:
+    return " | ".join(line.strip() for line in text.strip().splitlines()[-lines:])
+
+
+# What each dispatch route is sent: the model type it names and its own fields, shaped as
+# Dify sends them (fixtures/payloads), kept small. The plugin need not support the model:
+# an error from the plugin still shows that the SDK routed the action.
+_PROMPT: dict[str, Any] = {"prompt_messages": [{"role": "user", "content": "matrix probe"}]}
+_LLM_CALL: dict[str, Any] = {**_PROMPT, "model_parameters": {}, "tools": None, "stop": None}
+_TEXT_PART = {"content": "matrix probe", "content_type": "text"}
+_SILENT_WAV_HEX = (
+    "524946463400000057415645666d74201000000001000100401f0000803e000002001000"
+    "646174611000000000000000000000000000000000000000"
+)
+PROBE_BODIES: dict[str, tuple[str | None, dict[str, Any]]] = {
+    "llm/invoke": ("llm", {**_LLM_CALL, "stream": True}),
+    "llm/num_tokens": ("llm", {**_PROMPT, "tools": None}),
+    "text_embedding/invoke": ("text-embedding", {"texts": ["probe"], "input_type": "document"}),
+    "multimodal_embedding/invoke": (
+        "text-embedding",
+        {"documents": [_TEXT_PART], "input_type": "document"},
+    ),
+    "text_embedding/num_tokens": ("text-embedding", {"texts": ["probe"]}),
+    "rerank/invoke": ("rerank", {"query": "probe", "docs": ["probe"]}),
+    "multimodal_rerank/invoke": ("rerank", {"query": _TEXT_PART, "docs": [_TEXT_PART]}),
+    "tts/invoke": ("tts", {"content_text": "probe", "voice": "alice"}),
+    "tts/model/voices": ("tts", {"language": "en-US"}),
+    "speech2text/invoke": ("speech2text", {"file": _SILENT_WAV_HEX}),
+    "moderation/invoke": ("moderation", {"text": "probe"}),
+    "model/validate_provider_credentials": (None, {}),
+    "model/validate_model_credentials": ("llm", {}),
+    "model/schema": ("llm", {}),
+    "model/polling/start": ("llm", {**_LLM_CALL, "stream": False, "json_schema": None}),
+    "model/polling/check": ("llm", {"plugin_state": {"job": "matrix-probe"}}),
+}
+_TENANT = "00000000-0000-4000-8000-00000000a7c1"
+_KEY = "matrix-key"
+_NO_POLLING_RESULT = "no polling result received from plugin"
+_PLUGIN_INVOKE_ERROR = "PluginInvokeError"
+
+PluginLoader = Callable[[Path, Path], Any]
+"""Loads a plugin directory with an interpreter; returns a runtime plugin (start, close)."""
+
+
+@dataclass
+class RouteOutcome:
+    """How one dispatch route fared: answered, plugin error, bare end, refused, not probed."""
+
+    route: str
+    outcome: str
+    detail: str = ""
+
+
+@dataclass
+class PluginChecks:
+    """The HTTP checks of one plugin under one SDK, behind an emulator app."""
+
+    loads: bool
+    load_error: str = ""
+    app_id: str = "not checked"
+    routes: list[RouteOutcome] = field(default_factory=list)
+
+
+def load_with_subprocess_runtime(directory: Path, python: Path) -> Any:
+    """Start ``directory`` as its own process under ``python`` (the subprocess runtime)."""
+    from emulator.runtime import subprocess as subprocess_runtime
+
+    return subprocess_runtime.SubprocessPlugin.load(directory, python=python)
+
+
+def check_plugin(
+    directory: Path, python: Path, plugin_facts: dict[str, Any], loader: PluginLoader
+) -> PluginChecks:
+    """Load the plugin with ``python`` and send it the contract checks over HTTP."""
+    try:
+        plugin = loader(directory, python)
+    except Exception as error:
+        return PluginChecks(loads=False, load_error=f"{type(error).__name__}: {error}")
+    try:
+        return _checks_over_http(plugin, plugin_facts.get("providers") or [])
+    finally:
+        _close(plugin)
+
+
+def _close(plugin: Any) -> None:
+    close = getattr(plugin, "close", None)
+    if close is not None:
+        close()
+
+
+def _checks_over_http(plugin: Any, providers: list[dict[str, Any]]) -> PluginChecks:
+    from starlette.testclient import TestClient
+
+    from emulator.config import Settings
+    from emulator.runtime.registry import PluginSet
+    from emulator.server.app import create_app
+
+    app = create_app(Settings(key=_KEY, max_execution_timeout=30), PluginSet([plugin]))
+    headers = {"X-Api-Key": _KEY, "X-Plugin-ID": plugin.identity.plugin_id}
+    with TestClient(app, base_url="http://daemon", headers=headers) as client:
+        routes = [_route_outcome(client, path, providers) for path in _served_routes()]
+        app_id = _app_id_seen(client, providers)
+    return PluginChecks(loads=True, app_id=app_id, routes=routes)
+
+
+def _served_routes() -> list[str]:
+    from emulator.contract.routes import ROUTES
+
+    return [route.path for route in ROUTES]
+
+
+def _body(path: str, providers: list[dict[str, Any]], app_id: str | None = None) -> Any:
+    model_type, fields = PROBE_BODIES[path]
+    provider, model = _model_for(model_type, providers)
+    data: dict[str, Any] = {"provider": provider, "credentials": {"api_key": "matrix"}, **fields}
+    if model_type is not None:
+        data |= {"model_type": model_type, "model": model}
+    if path == "tts/invoke":
+        data["tenant_id"] = _TENANT
+    body: dict[str, Any] = {"data": data, "user_id": "matrix-user"}
+    if app_id is not None:
+        body["app_id"] = app_id
+    return body
+
+
+def _model_for(model_type: str | None, providers: list[dict[str, Any]]) -> tuple[str, str]:
+    """The first declared model of this type, else the first provider and a made-up model."""
+    for provider in providers:
+        names = provider["models"].get(model_type) or []
+        if names:
+            return provider["name"], names[0]
+    first = providers[0]["name"] if providers else "matrix-probe"
+    return first, "matrix-probe-model"
+
+
+def _post(client: Any, path: str, body: Any) -> tuple[int, list[dict[str, Any]]]:
+    """The status and the answer's items (the SSE items, or the one plain JSON answer)."""
+    response = client.post(f"/plugin/{_TENANT}/dispatch/{path}", json=body)
+    if response.headers.get("content-type", "").startswith("text/event-stream"):
+        lines = response.text.split("\n\n")
+        items = [json.loads(line[len("data: ") :]) for line in lines if line.startswith("data: ")]
+        return response.status_code, items
+    return response.status_code, [response.json()]
+
+
+def _route_outcome(client: Any, path: str, providers: list[dict[str, Any]]) -> RouteOutcome:
+    if path not in PROBE_BODIES:
+        return RouteOutcome(path, "not probed", "the matrix has no request body for it")
+    status, items = _post(client, path, _body(path, providers))
+    errors = [item for item in items if item.get("code") != 0]
+    if errors and _outer_error_type(errors[0]) != _PLUGIN_INVOKE_ERROR:
+        return RouteOutcome(path, "refused", f"HTTP {status}: {_error_text(errors[0])}")
+    if errors and _error_text(errors[0]).endswith(_NO_POLLING_RESULT):
+        return RouteOutcome(path, "bare end", "the SDK ended the session without an answer")
+    if errors:
+        return RouteOutcome(path, "plugin error", _error_text(errors[0]))
+    if not items:
+        return RouteOutcome(path, "bare end", "the SDK ended the session without an answer")
+    return RouteOutcome(path, "answered", f"{len(items)} item(s)")
+
+
+def _outer_error_type(item: dict[str, Any]) -> str:
+    """The daemon's own error type: PluginInvokeError when the plugin's session produced it."""
+    try:
+        outer = json.loads(str(item.get("message", "")))
+    except ValueError:
+        return ""
+    return str(outer.get("error_type", "")) if isinstance(outer, dict) else ""
+
+
+def _error_text(item: dict[str, Any]) -> str:
+    """The innermost error type and message: the daemon nests the plugin's error as JSON."""
+    error_type, message = "", str(item.get("message", ""))
+    for _ in range(4):
+        try:
+            nested = json.loads(message)
+        except ValueError:
+            break
+        if not (isinstance(nested, dict) and "error_type" in nested):
+            break
+        error_type, message = str(nested["error_type"]), str(nested.get("message", ""))
+    return _shorten(f"{error_type}: {message}" if error_type else message)
+
+
+def _shorten(text: str, limit: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _app_id_seen(client: Any, providers: list[dict[str, Any]]) -> str:
+    """Does model code see the app_id sent? Only a plugin that echoes its session can tell."""
+    status, items = _post(client, "llm/invoke", _body("llm/invoke", providers, PROBE_APP_ID))
+    errors = [item for item in items if item.get("code") != 0]
+    if status != 200 or errors or not items:
+        problem = _error_text(errors[0] if errors else items[0]) if items else "no answer"
+        return f"not observable (llm/invoke: HTTP {status}: {problem})"
+    if PROBE_APP_ID in json.dumps(items):
+        return "yes"
+    seen = _echoed_app_id(items)
+    if seen is not _NOTHING_ECHOED:
+        return f"no (model code saw app_id {json.dumps(seen)})"
+    return "not observable (the plugin's answer does not show its session)"
+
+
+_NOTHING_ECHOED = object()
+
+
+def _echoed_app_id(items: list[dict[str, Any]]) -> Any:
+    """The app_id a session-echoing plugin (like emulator/bundled/echo) wrote, if any."""
+    for item in items:
+        message = ((item.get("data") or {}).get("delta") or {}).get("message") or {}
+        content = message.get("content")
+        for line in content.splitlines() if isinstance(content, str) else []:
+            try:
+                echoed = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(echoed, dict) and "app_id" in echoed:
+                return echoed["app_id"]
+    return _NOTHING_ECHOED
+
+
+@dataclass
+class VersionReport:
+    """Everything the matrix learnt about one dify-plugin version."""
+
+    version: str
+    setup_error: str = ""
+    facts: dict[str, Any] = field(default_factory=dict)
+    checks: PluginChecks | None = None
+    explanation: str = ""
+
+
+@dataclass
+class Matrix:
+    plugin: Path
+    requirement: str | None
+    """The plugin's own dify_plugin line from requirements.txt, if it has one."""
+    versions: list[VersionReport]
+
+
+def run_matrix(
+    plugin: Path,
+    versions: Sequence[str],
+    cache: Path | None = None,
+    loader: PluginLoader = load_with_subprocess_runtime,
+    base_python: str = sys.executable,
+    progress: Callable[[str], None] = lambda message: None,
+) -> Matrix:
+    """Set up each version (once), probe its SDK, and check the plugin under it."""
+    plugin = plugin.resolve()
+    cache = default_cache_directory() if cache is None else cache
+    reports = [_version_report(plugin, v, cache, loader, base_python, progress) for v in versions]
+    for report in reports:
+        if report.checks is not None and not report.checks.loads:
+            report.explanation = explain_load_failure(_load_cause(report), report, reports)
+    return Matrix(plugin, sdk_requirement(plugin), reports)
+
+
+def _version_report(
+    plugin: Path,
+    version: str,
+    cache: Path,
+    loader: PluginLoader,
+    base_python: str,
+    progress: Callable[[str], None],
+) -> VersionReport:
+    progress(f"dify-plugin {version}: environment in {cache / f'sdk-{version}'}")
+    try:
+        environment = provision(version, cache, base_python)
+    except MatrixError as error:
+        return VersionReport(version, setup_error=str(error))
+    progress(f"dify-plugin {version}: probing the SDK and the plugin")
+    facts = probe_sdk(environment, plugin)
+    checks = check_plugin(plugin, environment.python, facts.get("plugin") or {}, loader)
+    return VersionReport(version, facts=facts, checks=checks)
+
+
+def _load_cause(report: VersionReport) -> str:
+    # The probe's registration error is the bare exception; the runtime's wraps a stderr tail.
+    registration_error = (report.facts.get("plugin") or {}).get("error")
+    if registration_error:
+        return str(registration_error)
+    return report.checks.load_error if report.checks else ""
+
+
+def explain_load_failure(cause: str, report: VersionReport, reports: list[VersionReport]) -> str:
+    """Say in a few words why this SDK version cannot load the plugin."""
+    if missing := re.search(r"cannot import name '(\w+)' from '([\w.]+)'", cause):
+        return _needs(missing.group(1), report, reports)
+    if missing := re.search(r"No module named '([\w.]+)'", cause):
+        module = missing.group(1)
+        if module.split(".")[0] != "dify_plugin":
+            return f"needs {module!r} installed; the matrix installs dify-plugin only"
+        return _needs(module, report, reports)
+    if refused := re.search(
+        r"validation error for (\w+)\s+(\S+)\s+Input should be .*?input_value=('[^']*'|\S+?),",
+        cause,
+        re.DOTALL,
+    ):
+        model, location, value = refused.groups()
+        return f"does not know {value} ({model} {location})"
+    return _shorten(cause.strip().splitlines()[-1] if cause.strip() else "no reason given")
+
+
+def _needs(name: str, report: VersionReport, reports: list[VersionReport]) -> str:
+    short_name = name.rsplit(".", 1)[-1] if name.startswith("dify_plugin.") else name
+    if first := FIRST_RELEASE_WITH.get(name):
+        return f"needs >= {first} for {short_name}"
+    having = [other.version for other in reports if name in other.facts.get("exports", [])]
+    if having:
+        return f"needs {short_name}, which dify-plugin {', '.join(having)} has"
+    return f"dify-plugin {report.version} has no {short_name}"
+
+
+def sdk_requirement(plugin: Path) -> str | None:
+    """The plugin's requirements.txt line for dify_plugin (the version it pins), if any."""
+    requirements = plugin / "requirements.txt"
+    if not requirements.is_file():
+        return None
+    for line in requirements.read_text().splitlines():
+        text = line.split("#", 1)[0].strip()
+        name = re.match(r"[A-Za-z0-9._-]+", text)
+        if name and re.sub(r"[-_.]+", "-", name.group(0)).lower() == "dify-plugin":
+            return text
+    return None
+
+
+def requirement_allows(requirement: str | None, version: str) -> bool | None:
+    """Whether the plugin's own pin accepts ``version``; None when there is no usable pin."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    if requirement is None:
+        return None
+    try:
+        return Requirement(requirement).specifier.contains(version, prereleases=True)
+    except InvalidRequirement:
+        return None
+
+
+def as_json(matrix: Matrix) -> dict[str, Any]:
+    """The matrix as plain data: per version, the facts, the checks and the explanation."""
+    return {
+        "plugin": str(matrix.plugin),
+        "requirement": matrix.requirement,
+        "versions": [_version_json(matrix, report) for report in matrix.versions],
+    }
+
+
+def _version_json(matrix: Matrix, report: VersionReport) -> dict[str, Any]:
+    facts = report.facts
+    checks = report.checks
+    return {
+        "version": report.version,
+        "setup_error": report.setup_error or None,
+        "installed": facts.get("sdk_version"),
+        "python": facts.get("python"),
+        "requirement_allows": requirement_allows(matrix.requirement, report.version),
+        "get_current_session": "get_current_session" in facts.get("exports", []),
+        "routes": facts.get("routes", []),
+        "declared_unrouted": facts.get("declared_unrouted", []),
+        "probe_error": _probe_error(facts),
+        "registration": facts.get("plugin"),
+        "loads": checks.loads if checks else None,
+        "load_error": (checks.load_error or None) if checks else None,
+        "explanation": report.explanation or None,
+        "app_id": checks.app_id if checks else None,
+        "http": [asdict(outcome) for outcome in checks.routes] if checks else [],
+    }
+
+
+def _probe_error(facts: dict[str, Any]) -> str | None:
+    for key in ("probe_error", "import_error", "router_error"):
+        if facts.get(key):
+            return str(facts[key])
+    return None
+
+
+Row = tuple[str, list[str]]
+
+
+def render(matrix: Matrix) -> str:
+    """The matrix as a text table, one column per version, with notes below."""
+    reports = matrix.versions
+    notes: list[str] = []
+    rows: list[Row] = [("dify-plugin", [report.version for report in reports])]
+    rows += _summary_rows(matrix, notes)
+    rows += _action_rows(reports)
+    rows += _field_rows(reports)
+    rows += _http_rows(reports, notes)
+    widths = [max(len(label) for label, _ in rows)]
+    widths += [max(len(cells[i]) for _, cells in rows) for i in range(len(reports))]
+    lines = [
+        "  ".join(text.ljust(width) for text, width in zip([label, *cells], widths, strict=True))
+        for label, cells in rows
+    ]
+    header = f"SDK matrix for {matrix.plugin}"
+    return "\n".join([header, "", *(line.rstrip() for line in lines), "", *notes]).rstrip()
+
+
+def _summary_rows(matrix: Matrix, notes: list[str]) -> list[Row]:
+    reports = matrix.versions
+    pin = matrix.requirement or "no dify_plugin line"
+    allowed = [_yes_no(requirement_allows(matrix.requirement, r.version)) for r in reports]
+    return [
+        ("environment", [_noted(_environment(r), r, notes) for r in reports]),
+        ("python", [r.facts.get("python") or "-" for r in reports]),
+        (f"requirements.txt ({pin}) allows it", allowed),
+        ("get_current_session", [_yes_no(_has_session(r)) for r in reports]),
+        ("loads the plugin", [_loads(r, notes) for r in reports]),
+        ("app_id reaches model code", [_app_id_cell(r, notes) for r in reports]),
+    ]
+
+
+def _app_id_cell(report: VersionReport, notes: list[str]) -> str:
+    if report.checks is None or not report.checks.loads:
+        return "-"
+    verdict, _, detail = report.checks.app_id.partition(" (")
+    if not detail:
+        return verdict
+    notes.append(f"[{len(notes) + 1}] {report.version}: app_id {verdict}: {detail.rstrip(')')}")
+    return f"{verdict} [{len(notes)}]"
+
+
+def _environment(report: VersionReport) -> str:
+    if report.setup_error:
+        return "failed"
+    if error := _probe_error(report.facts):
+        return f"probe failed: {error}"
+    return "ready" if report.facts.get("sdk_version") == report.version else "wrong version"
+
+
+def _noted(cell: str, report: VersionReport, notes: list[str]) -> str:
+    if not report.setup_error:
+        return cell
+    notes.append(f"[{len(notes) + 1}] {report.version}: {report.setup_error}")
+    return f"{cell} [{len(notes)}]"
+
+
+def _has_session(report: VersionReport) -> bool | None:
+    if "exports" not in report.facts:
+        return None
+    return "get_current_session" in report.facts["exports"]
+
+
+def _loads(report: VersionReport, notes: list[str]) -> str:
+    if report.checks is None:
+        return "-"
+    if report.checks.loads:
+        return "yes"
+    notes.append(f"[{len(notes) + 1}] {report.version}: {_shorten(_load_cause(report), 300)}")
+    return f"no: {report.explanation} [{len(notes)}]"
+
+
+def _yes_no(value: bool | None) -> str:
+    return "-" if value is None else "yes" if value else "no"
+
+
+def _routed(report: VersionReport) -> dict[str, dict[str, Any]]:
+    return {f"{r['type']}/{r['action']}": r for r in report.facts.get("routes", [])}
+
+
+def _action_rows(reports: list[VersionReport]) -> list[Row]:
+    """Per family, how many actions the SDK routes; then each action not routed everywhere."""
+    routed = [_routed(report) for report in reports]
+    actions = sorted(set().union(*routed))
+    families = sorted({action.split("/")[0] for action in actions})
+    rows: list[Row] = []
+    for family in families:
+        counts = [sum(a.startswith(f"{family}/") for a in table) for table in routed]
+        rows.append((f"routed actions: {family}", [str(count) for count in counts]))
+    for action in actions:
+        if not all(action in table for table in routed):
+            cells = ["yes" if action in table else "no (bare end)" for table in routed]
+            rows.append((f"  {action}", cells))
+    return rows
+
+
+def _field_rows(reports: list[VersionReport]) -> list[Row]:
+    """Request fields an action's request class has in some versions only."""
+    routed = [_routed(report) for report in reports]
+    rows: list[Row] = []
+    for action in sorted(set().union(*routed)):
+        fields_by_version = [
+            set(table[action]["fields"]) if action in table else None for table in routed
+        ]
+        known = [fields for fields in fields_by_version if fields is not None]
+        for name in sorted(set().union(*known) - set.intersection(*known)):
+            cells = ["-" if f is None else _yes_no(name in f) for f in fields_by_version]
+            rows.append((f"request field {action}.{name}", cells))
+    return rows
+
+
+def _http_rows(reports: list[VersionReport], notes: list[str]) -> list[Row]:
+    """One row per probed dispatch route, for the versions that loaded the plugin."""
+    checked = [report.checks.routes if report.checks else [] for report in reports]
+    outcomes = next((c for c in checked if c), [])
+    rows: list[Row] = []
+    for path in [o.route for o in outcomes if o.outcome != "not probed"]:
+        cells = [_outcome_cell(next((o for o in c if o.route == path), None)) for c in checked]
+        rows.append((f"POST .../dispatch/{path}", cells))
+    if unprobed := [o.route for o in outcomes if o.outcome == "not probed"]:
+        notes.append(
+            f"Not probed over HTTP (the matrix has no body for them): {', '.join(unprobed)}"
+        )
+    return rows
+
+
+def _outcome_cell(outcome: RouteOutcome | None) -> str:
+    if outcome is None:
+        return "-"
+    if outcome.outcome == "plugin error":
+        return f"error: {outcome.detail.split(':', 1)[0]}"
+    return outcome.outcome
+
+
+def add_matrix_command(commands: Any) -> argparse.ArgumentParser:
+    """Add ``matrix`` to the CLI's subcommands; run it with :func:`matrix_command`."""
+    matrix = commands.add_parser(
+        "matrix",
+        help="check one plugin under several dify-plugin versions",
+        description="Exit 0 when every version the plugin's requirements.txt allows loads "
+        "it, 1 when one does not, 2 on bad input.",
+    )
+    matrix.add_argument("plugin", type=Path, help="the plugin directory")
+    matrix.add_argument(
+        "--sdk",
+        action="append",
+        metavar="VERSION",
+        help=f"a dify-plugin version (repeatable); default: {' '.join(DEFAULT_VERSIONS)}",
+    )
+    matrix.add_argument(
+        "--cache",
+        type=Path,
+        help=f"where the environments live; default: ${CACHE_ENV} or ~/.cache/dify-plugin-emulator",
+    )
+    matrix.add_argument(
+        "--python", default=sys.executable, help="the interpreter to create them with"
+    )
+    matrix.add_argument("--json", action="store_true", help="print the matrix as JSON")
+    matrix.add_argument(
+        "--verbose", action="store_true", help="show the plugins' stderr and log lines"
+    )
+    return matrix
+
+
+def matrix_command(args: argparse.Namespace) -> int:
+    """Run ``python -m emulator matrix``; see :func:`add_matrix_command` for the exit status."""
+    versions = args.sdk or list(DEFAULT_VERSIONS)
+    if not (args.plugin / "manifest.yaml").is_file():
+        print(f"matrix: {args.plugin}: no manifest.yaml, not a plugin directory", file=sys.stderr)
+        return 2
+    try:
+        for version in versions:
+            checked_version(version)
+    except MatrixError as error:
+        print(f"matrix: {error}", file=sys.stderr)
+        return 2
+    if not args.verbose:
+        # The plugins' own stderr and logs; the table's notes carry what matters.
+        logging.getLogger("emulator").addHandler(logging.NullHandler())
+    matrix = run_matrix(
+        args.plugin, versions, args.cache, base_python=args.python, progress=_to_stderr
+    )
+    print(json.dumps(as_json(matrix), indent=2) if args.json else render(matrix))
+    return 1 if pinned_versions_failing(matrix) else 0
+
+
+def _to_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def pinned_versions_failing(matrix: Matrix) -> list[str]:
+    """Versions the plugin's own requirement allows that do not load it."""
+    return [
+        report.version
+        for report in matrix.versions
+        if requirement_allows(matrix.requirement, report.version)
+        and not (report.checks and report.checks.loads)
+    ]
