@@ -15,8 +15,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from emulator.contract import envelopes
+from emulator.contract.blob_chunks import (
+    BlobAssembler,
+    Joined,
+    Panicked,
+    Refused,
+    standard_base64,
+)
 from emulator.contract.gojson import (
     GoDecoder,
+    GoMap,
     RawMessage,
     encode,
     encode_any,
@@ -25,7 +33,14 @@ from emulator.contract.gojson import (
     is_empty,
     parse_value,
 )
-from emulator.contract.gotypes import GoStruct, flat_fields
+from emulator.contract.gotypes import (
+    GoStruct,
+    GoType,
+    Pointer,
+    Struct,
+    StructValue,
+    flat_fields,
+)
 from emulator.contract.responses import ErrorResponse, PluginUniversalEvent, SessionMessage
 from emulator.contract.routes import Route
 from emulator.contract.validation import validate
@@ -45,16 +60,36 @@ def request_line(route: Route, request: dict[str, Any], session_id: str) -> str:
         "type": encode_string(route.access_type),
         "action": encode_string(route.action),
     }
-    data = request["data"]
-    for field in flat_fields(route.data_model):
-        value = data[field.json_name]
-        if not (field.omitempty and is_empty(value)):
-            members[field.json_name] = encode(value, field.gotype)
-    payload = "{" + ",".join(f"{encode_string(k)}:{members[k]}" for k in sorted(members)) + "}"
+    members.update(_struct_to_map(route.data_model, request["data"]))
+    payload = _sorted_object(members)
     envelope = [f'"session_id":{encode_string(session_id)}']
     envelope += [f'"{name}":{encode_any(request[name])}' for name in NULLABLE_IDS]
     envelope += [f'"context":{encode_any(request["context"])}', '"event":"request"']
     return "{" + ",".join(envelope) + f',"data":{payload}' + "}"
+
+
+def _struct_to_map(cls: type[GoStruct], value: dict[str, Any]) -> dict[str, str]:
+    """mapstructure's struct-to-map: embedded structs flattened, omitempty members dropped,
+    and every nested struct (or non-nil pointer to one) made a map itself, so its keys go out
+    sorted; slices keep their Go values and encode in declaration order."""
+    members = {}
+    for field in flat_fields(cls):
+        member = value[field.json_name]
+        if not (field.omitempty and is_empty(member)):
+            members[field.json_name] = _mapped(member, field.gotype)
+    return members
+
+
+def _mapped(value: Any, gotype: GoType) -> str:
+    if isinstance(gotype, Pointer) and value is not None:
+        gotype = gotype.elem
+    if isinstance(gotype, Struct):
+        return _sorted_object(_struct_to_map(gotype.cls, value))
+    return encode(value, gotype)
+
+
+def _sorted_object(members: dict[str, str]) -> str:
+    return "{" + ",".join(f"{encode_string(k)}:{members[k]}" for k in sorted(members)) + "}"
 
 
 @dataclass(frozen=True)
@@ -100,47 +135,68 @@ def read_plugin_event(line: str) -> PluginEvent | None:
 
 
 class SessionReader:
-    """Reads one session's messages in order, as the daemon's handler for its route does."""
+    """Reads one session's messages in order, as the daemon's handler for its route does.
+
+    On agent_strategy/invoke it also keeps the session's half-received blobs, joined as the
+    daemon's agent service joins them (see blob_chunks)."""
 
     def __init__(self, route: Route) -> None:
         self.route = route
+        self._blobs = BlobAssembler() if route.reassembles_blobs else None
 
     def read(self, raw: RawMessage | None) -> Item | Closed | Invoke | None:
-        return read_session_message(self.route, raw)
+        """What the daemon makes of one session message: an item, the end, a call back into
+        Dify, or nothing at all."""
+        message, error = unmarshal(SessionMessage, None if raw is None else raw.parsed)
+        if error is not None:
+            logger.error("unmarshal json failed, failed to parse session message: %s", error)
+            return None
+        kind, data = message["type"], message["data"].parsed
+        if kind == "stream":
+            return self._stream(data)
+        if kind == "end":
+            return END
+        if kind == "error":
+            return _plugin_error_item(data)
+        if kind == "invoke":
+            return Invoke(data)
+        return Item(
+            envelopes.stream_error(
+                "unknown_stream_message_type", f"unknown stream message type: {kind}"
+            ),
+            is_error=True,
+        )
+
+    def _stream(self, data: Any) -> Item | Closed | None:
+        model = self.route.response_model
+        value, error = unmarshal(model, data)
+        if error is not None:
+            return Item(
+                envelopes.stream_error("unmarshal_error", f"unmarshal json failed: {error}"),
+                is_error=True,
+            )
+        if self._blobs is not None and value["type"] == "blob_chunk":
+            return _joined_item(model, self._blobs.take(value["message"], value["meta"]))
+        return Item(envelopes.success(encode_struct(model, value)))
 
 
 def read_session_message(route: Route, raw: RawMessage | None) -> Item | Closed | Invoke | None:
-    """What the daemon makes of one session message: an item, the end, a call back into Dify,
-    or nothing at all."""
-    message, error = unmarshal(SessionMessage, None if raw is None else raw.parsed)
-    if error is not None:
-        logger.error("unmarshal json failed, failed to parse session message: %s", error)
-        return None
-    kind, data = message["type"], message["data"].parsed
-    if kind == "stream":
-        return _stream_item(route.response_model, data)
-    if kind == "end":
-        return END
-    if kind == "error":
-        return _plugin_error_item(data)
-    if kind == "invoke":
-        return Invoke(data)
-    return Item(
-        envelopes.stream_error(
-            "unknown_stream_message_type", f"unknown stream message type: {kind}"
-        ),
-        is_error=True,
-    )
+    """One message of a fresh session (no earlier chunks to join with)."""
+    return SessionReader(route).read(raw)
 
 
-def _stream_item(response_model: type[GoStruct], data: Any) -> Item:
-    value, error = unmarshal(response_model, data)
-    if error is not None:
-        return Item(
-            envelopes.stream_error("unmarshal_error", f"unmarshal json failed: {error}"),
-            is_error=True,
-        )
-    return Item(envelopes.success(encode_struct(response_model, value)))
+def _joined_item(
+    model: type[GoStruct], outcome: Joined | Refused | Panicked | None
+) -> Item | Closed | None:
+    match outcome:
+        case Joined(blob=blob, meta=meta):
+            fields = {"type": "blob", "message": GoMap(blob=standard_base64(blob)), "meta": meta}
+            return Item(envelopes.success(encode_struct(model, StructValue(model, fields))))
+        case Refused(message=message):
+            return Item(envelopes.error(envelopes.ErrorType.PLUGIN_INVOKE, message), is_error=True)
+        case Panicked():
+            return END
+    return None
 
 
 def _plugin_error_item(data: Any) -> Item | None:
