@@ -16,10 +16,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from emulator.contract.findings import ContractWarning
 from emulator.contract.gojson import encode_any
+
+if TYPE_CHECKING:
+    from emulator.backwards import CallRecord
 
 DEFAULT_CAP = 1000
 DEFAULT_ITEM_CAP = 1000
@@ -68,6 +71,7 @@ class Dispatch:
         "_bound",
         "_on_end",
         "_started",
+        "backwards",
         "client_gone",
         "ended_after",
         "error",
@@ -119,6 +123,7 @@ class Dispatch:
         self.items_dropped = 0
         self.item_cap = item_cap
         self.error: str | None = None
+        self.backwards: list[CallRecord] = []
         self.faults: list[str] = []
         self.client_gone = False
         self.first_item_after: float | None = None
@@ -167,6 +172,11 @@ class Dispatch:
         """Called from the plugin's thread with the session the SDK built."""
         self.session = SessionSeen(**fields)
 
+    def record_backwards(self, call: CallRecord) -> None:
+        """Keep a call back into Dify (up to the item cap); it is filled in as it runs."""
+        if len(self.backwards) < self.item_cap:
+            self.backwards.append(call)
+
     def record_item(self, envelope: str, is_error: bool = False) -> None:
         if self.first_item_after is None:
             self.first_item_after = time.monotonic() - self._started
@@ -211,6 +221,7 @@ class Dispatch:
             "items": list(self.items),
             "items_dropped": self.items_dropped,
             "error": self.error,
+            "backwards": [call.to_json() for call in list(self.backwards)],
             "faults": list(self.faults),
             "client_gone": self.client_gone,
             "timings": {"first_item": self.first_item_after, "end": self.ended_after},

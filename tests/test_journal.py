@@ -305,6 +305,7 @@ def test_the_journal_document_carries_every_recorded_part(recorded: httpx.Client
         "number", "route", "tenant_id", "plugin_id", "headers", "received_at", "wrapper",
         "data", "warnings", "request_line", "session", "status", "streamed", "items",
         "items_dropped", "error", "faults", "client_gone", "timings", "warnings_dropped",
+        "backwards",
     }  # fmt: skip
     assert first["session"]["app_id"] == "app-1"
     assert json.loads(first["items"][0])["code"] == 0

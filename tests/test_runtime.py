@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import types
 import uuid
 from collections.abc import Iterator
@@ -329,15 +330,130 @@ def test_router_type_error_reaches_the_request_it_belongs_to(twin_a: InProcessPl
     assert frames[1]["data"]["data"]["error_type"] == "AttributeError"
 
 
-def test_backwards_invocation_fails_at_once(raising: InProcessPlugin) -> None:
-    frames: list[Frame] = []
-    running = start(raising, request_line("raising", "backwards"), frames.append)
+def backwards_reply(frame: Frame, event: str, message: str = "", data: Any = None) -> str:
+    """The daemon's `backwards_response` line answering the invoke frame `frame`."""
+    request_id = frame["data"]["data"]["backwards_request_id"]
+    envelope = {
+        "session_id": frame["session_id"],
+        "conversation_id": None,
+        "message_id": None,
+        "app_id": "app-1",
+        "endpoint_id": None,
+        "context": None,
+        "event": "backwards_response",
+        "data": {
+            "backwards_request_id": request_id,
+            "event": event,
+            "message": message,
+            "data": data,
+        },
+    }
+    return json.dumps(envelope)
 
-    assert running.join(timeout=5), "a backwards call waited for a daemon reply"
-    assert session_types(frames) == ["error", "end"]
-    assert frames[0]["data"]["data"]["message"] == (
-        "current tool runtime does not support backwards invoke"
+
+def answering(plugin: InProcessPlugin, frames: list[Frame], *replies: tuple[str, Any]) -> Any:
+    """An on_frame that answers each invoke frame at once, inside the plugin's own write:
+    before the SDK listens for the answer (the reply race)."""
+
+    def on_frame(frame: Frame) -> None:
+        frames.append(frame)
+        if frame["data"].get("type") == "invoke":
+            for event, data in replies:
+                message = data if event == "error" else "struct"
+                plugin.send(
+                    backwards_reply(frame, event, message, None if event == "error" else data)
+                )
+
+    return on_frame
+
+
+def test_a_backwards_call_goes_out_as_an_invoke_frame(raising: InProcessPlugin) -> None:
+    frames: list[Frame] = []
+    on_frame = answering(raising, frames, ("response", {"data": b"stored".hex()}), ("end", None))
+
+    running = start(raising, request_line("raising", "backwards"), on_frame)
+
+    assert running.join(timeout=5), "the plugin never got its answer"
+    invoke = frames[0]["data"]
+    assert invoke["type"] == "invoke"
+    assert invoke["data"]["type"] == "storage"
+    assert invoke["data"]["request"] == {"opt": "get", "key": "key"}
+    assert isinstance(invoke["data"]["backwards_request_id"], str)
+
+
+def test_an_answer_sent_before_the_sdk_listens_still_reaches_the_call(
+    raising: InProcessPlugin,
+) -> None:
+    frames: list[Frame] = []
+    on_frame = answering(raising, frames, ("response", {"data": b"stored".hex()}), ("end", None))
+
+    running = start(raising, request_line("raising", "backwards"), on_frame)
+
+    assert running.join(timeout=5), "an answer that came early was lost"
+    assert session_types(frames) == ["invoke", "stream", "end"]
+    assert texts(frames) == ["stored"]
+
+
+def test_an_error_answer_is_raised_in_the_plugin(raising: InProcessPlugin) -> None:
+    frames: list[Frame] = []
+    on_frame = answering(raising, frames, ("error", "permission denied"), ("end", None))
+
+    running = start(raising, request_line("raising", "backwards"), on_frame)
+
+    assert running.join(timeout=5)
+    assert session_types(frames) == ["invoke", "error", "end"]
+    assert frames[1]["data"]["data"]["message"] == "permission denied"
+
+
+@pytest.fixture
+def impatient(raising: InProcessPlugin) -> Iterator[InProcessPlugin]:
+    raising.backwards_timeout = 1
+    yield raising
+    raising.backwards_timeout = 10
+
+
+def test_a_call_nobody_answers_fails_after_the_backwards_timeout(
+    impatient: InProcessPlugin,
+) -> None:
+    frames: list[Frame] = []
+    started = time.monotonic()
+
+    running = start(impatient, request_line("raising", "backwards"), frames.append)
+
+    assert running.join(timeout=5), "an unanswered call waited more than 5 s"
+    assert time.monotonic() - started < 4
+    assert session_types(frames) == ["invoke", "error", "end"]
+    assert frames[1]["data"]["data"]["message"] == (
+        "invocation exited without response after 1 seconds"
     )
+
+
+def test_the_default_backwards_timeout_is_short(raising: InProcessPlugin) -> None:
+    assert raising.backwards_timeout == 10
+
+
+def test_send_refuses_a_line_that_is_not_a_backwards_response(
+    raising: InProcessPlugin,
+) -> None:
+    with pytest.raises(ValueError, match="not a daemon->plugin line"):
+        raising.send("{not json")
+    line = request_line("raising", "backwards")
+    release = threading.Event()
+    running = start(raising, line, lambda frame: release.wait(5))
+    try:
+        with pytest.raises(ValueError, match="expected a 'backwards_response' line"):
+            raising.send(line)
+    finally:
+        release.set()
+        running.join(5)
+
+
+def test_a_line_for_no_running_session_is_dropped(raising: InProcessPlugin) -> None:
+    frame = {"session_id": "gone", "data": {"data": {"backwards_request_id": "r"}}}
+
+    raising.send(backwards_reply(frame, "end"))
+
+    assert raising._sdk_plugin._reader.pending == []
 
 
 def test_a_session_id_cannot_run_twice_at_once(raising: InProcessPlugin, tmp_path: Path) -> None:

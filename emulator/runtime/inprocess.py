@@ -169,6 +169,32 @@ class InProcessPlugin:
         thread.start()
         return RunningRequest(request.session_id, thread)
 
+    def send(self, line: str) -> None:
+        """Write one daemon->plugin line that is not a new request: a `backwards_response`
+        envelope answering a call a running session made back into Dify.
+
+        The answer reaches the call even if it arrives before the SDK listens for it. A
+        line for a session that is not running is dropped. Raise ValueError for a line
+        that is not a `backwards_response` envelope.
+        """
+        if not self._sessions.running(_session_of(line)):
+            _logger.info("plugin %s: dropped a line for no running session", self.directory)
+            return
+        self._sdk_plugin.deliver(line)
+
+    def close(self) -> None:
+        """Nothing to stop: the plugin lives in this process (requests end on their own)."""
+
+    @property
+    def backwards_timeout(self) -> int:
+        """Seconds a call back into Dify waits for an answer before the plugin's SDK raises
+        `invocation exited without response after N seconds`."""
+        return self._sdk_plugin.invocation_timeout
+
+    @backwards_timeout.setter
+    def backwards_timeout(self, seconds: int) -> None:
+        self._sdk_plugin.invocation_timeout = seconds
+
     def _serve(
         self, context: Context, request: sdk.RequestEnvelope, frames: _RequestFrames
     ) -> None:
@@ -180,6 +206,7 @@ class InProcessPlugin:
             _logger.exception("plugin %s: session %s failed", self.directory, request.session_id)
         finally:
             self._sessions.unregister(request.session_id, frames)
+            self._sdk_plugin.forget(request.session_id)
 
     def __repr__(self) -> str:
         return f"<InProcessPlugin {self.identity.unique_identifier} from {self.directory}>"
@@ -248,6 +275,10 @@ class _SessionFrames:
             if self._requests.get(session_id) is frames:
                 del self._requests[session_id]
 
+    def running(self, session_id: str | None) -> bool:
+        with self._lock:
+            return session_id in self._requests
+
     def write(self, text: str) -> None:
         for line in _frame_lines(text):
             self._route(line)
@@ -263,6 +294,15 @@ class _SessionFrames:
             _logger.warning("plugin %s wrote a frame for no request: %s", self._directory, frame)
             return
         frames.deliver(frame)
+
+
+def _session_of(line: str) -> str | None:
+    try:
+        message = json.loads(line)
+    except ValueError as error:
+        raise ValueError(f"not a daemon->plugin line: {error}: {line[:200]!r}") from error
+    session_id = message.get("session_id") if isinstance(message, dict) else None
+    return session_id if isinstance(session_id, str) else None
 
 
 def _frame_lines(text: str) -> Iterator[str]:

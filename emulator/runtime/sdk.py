@@ -17,11 +17,13 @@ the SDK; :func:`import_sdk` does, once, with its side effects under control:
   captured at import. Its records go to the ``emulator.plugin`` logger instead.
   The original record still propagates under its own logger name as usual.
 
-Every plugin runs with :func:`plugin_config`, which makes backwards invocations
-(a plugin calling back into Dify, e.g. ``session.storage.get``) fail at once
-with the SDK's own "current tool runtime does not support backwards invoke"
-error, instead of waiting ``MAX_INVOCATION_TIMEOUT`` (250 s) for a daemon reply
-that never comes.
+Every plugin runs with :func:`plugin_config`: install method ``local``, so a
+call back into Dify (``session.storage.get``, ``session.model.llm.invoke``)
+goes out through the request's writer as an ``invoke`` session message, and
+its answer comes back through :meth:`SdkPlugin.deliver`, as the daemon's
+``backwards_response`` lines on stdin would. A call nobody answers fails after
+``MAX_INVOCATION_TIMEOUT`` seconds of silence: the SDK's 250 by default, here
+:data:`INVOCATION_TIMEOUT` unless that variable is set.
 """
 
 from __future__ import annotations
@@ -53,6 +55,10 @@ if TYPE_CHECKING:
     from dify_plugin.core.server.__base.response_writer import ResponseWriter
 
 SDK_DISTRIBUTION = "dify-plugin"
+INVOCATION_TIMEOUT = 10
+"""Seconds a call back into Dify waits without an answer before the plugin's SDK gives up."""
+PENDING_REPLIES = 1000
+"""Replies kept for calls whose plugin has not started to listen yet (see `_adapters`)."""
 PLUGIN_LOGGER_NAME = "emulator.plugin"
 
 # chdir is process-wide: the SDK import and every plugin load take this lock.
@@ -148,10 +154,16 @@ def plugin_config() -> DifyPluginEnv:
     """Return the SDK settings every plugin runs with (env read once, no ``.env``)."""
     import_sdk()
     from dify_plugin import DifyPluginEnv
+    from dify_plugin.config.config import InstallMethod
 
     settings = DifyPluginEnv(_env_file=None)
-    # model_copy skips validation: None is what makes backwards calls fail fast.
-    return settings.model_copy(update={"INSTALL_METHOD": None, "DIFY_PLUGIN_DAEMON_URL": None})
+    update: dict[str, Any] = {
+        "INSTALL_METHOD": InstallMethod.Local,
+        "DIFY_PLUGIN_DAEMON_URL": None,
+    }
+    if "MAX_INVOCATION_TIMEOUT" not in os.environ:
+        update["MAX_INVOCATION_TIMEOUT"] = INVOCATION_TIMEOUT
+    return settings.model_copy(update=update)
 
 
 class SdkPlugin:
@@ -167,7 +179,8 @@ class SdkPlugin:
 
         self._registration = PluginRegistration(plugin_config())
         self._reader = _adapters().reader()
-        self._plugin = _headless_plugin(self._registration, self._reader, default_sink)
+        self._default_writer = _adapters().writer(default_sink)
+        self._plugin = _headless_plugin(self._registration, self._reader, self._default_writer)
 
     @property
     def author(self) -> str | None:
@@ -202,6 +215,57 @@ class SdkPlugin:
                     return f"{request_class.__name__} refuses it: {type(error).__name__}: {error}"
                 return None
         return f"no route for type {data.get('type')!r} and action {data.get('action')!r}"
+
+    @property
+    def invocation_timeout(self) -> int:
+        """Seconds a call back into Dify waits for an answer before the SDK gives up."""
+        timeout: int = self._plugin.config.MAX_INVOCATION_TIMEOUT
+        return timeout
+
+    @invocation_timeout.setter
+    def invocation_timeout(self, seconds: int) -> None:
+        if seconds < 1:
+            raise ValueError(
+                f"the invocation timeout is a positive number of seconds, not {seconds}"
+            )
+        self._plugin.config = self._plugin.config.model_copy(
+            update={"MAX_INVOCATION_TIMEOUT": seconds}
+        )
+
+    def deliver(self, line: str) -> None:
+        """Hand the plugin one daemon->plugin line that answers a call back into Dify.
+
+        Raise ValueError for a line that is not a `backwards_response` envelope.
+        """
+        from dify_plugin.core.entities.plugin.io import PluginInStream, PluginInStreamEvent
+
+        try:
+            message = _json_object.validate_json(line)
+            session_id, event, data = message["session_id"], message["event"], message["data"]
+        except (ValueError, KeyError) as error:
+            raise ValueError(f"not a daemon->plugin line: {error!r}: {line[:200]!r}") from error
+        if event != PluginInStreamEvent.BackwardInvocationResponse.value:
+            raise ValueError(f"expected a 'backwards_response' line, got event {event!r}")
+        if not isinstance(data, dict):
+            raise ValueError(f"backwards_response: data: expected an object, got {data!r}")
+        self._reader.deliver(
+            PluginInStream(
+                session_id=session_id,
+                event=PluginInStreamEvent.BackwardInvocationResponse,
+                data=data,
+                reader=self._reader,
+                writer=self._default_writer,
+                conversation_id=message.get("conversation_id"),
+                message_id=message.get("message_id"),
+                app_id=message.get("app_id"),
+                endpoint_id=message.get("endpoint_id"),
+                context=message.get("context"),
+            )
+        )
+
+    def forget(self, session_id: str) -> None:
+        """Drop replies kept for a session that has ended."""
+        self._reader.forget(session_id)
 
     def execute(self, request: RequestEnvelope, sink: FrameSink) -> None:
         """Run one request in the calling thread and context, as an SDK worker does.
@@ -313,11 +377,47 @@ def _adapters() -> _Adapters:
         def done(self) -> None:
             self.sink.done()
 
-    class NoInputReader(RequestReader):  # type: ignore[misc, unused-ignore]
-        """Requests arrive through SdkPlugin.execute, never through this reader."""
+    class ReplyReader(RequestReader):  # type: ignore[misc, unused-ignore]
+        """Requests arrive through SdkPlugin.execute; this reader only hands out the answers
+        to calls back into Dify, which arrive through `deliver`.
+
+        The SDK sends a call before it starts listening for its answer, so an answer can
+        arrive first. The stdio reader would drop it and the call would wait in vain; this
+        one keeps it until a listener that wants it starts.
+        """
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.pending: list[Any] = []
 
         def _read_stream(self) -> Generator[Any, None, None]:
             yield from ()
+
+        def deliver(self, line: Any) -> None:
+            with self.lock:
+                listeners = [reader for reader in self.readers if _wants(reader, line)]
+                if not listeners:
+                    self.pending.append(line)
+                    del self.pending[:-PENDING_REPLIES]
+                    return
+            for reader in listeners:
+                reader.write(line)
+
+        def read(self, filter: Callable[[Any], bool]) -> Any:
+            reader = super().read(filter)
+            waiting: list[Any] = []
+            kept: list[Any] = []
+            with self.lock:
+                for line in self.pending:
+                    (waiting if _wants(reader, line) else kept).append(line)
+                self.pending = kept
+            for line in waiting:
+                reader.write(line)
+            return reader
+
+        def forget(self, session_id: str) -> None:
+            with self.lock:
+                self.pending = [line for line in self.pending if line.session_id != session_id]
 
     class HeadlessPlugin(Plugin):  # type: ignore[misc, unused-ignore]
         """The SDK's Plugin, remembering its routes' request classes and what its router
@@ -340,11 +440,11 @@ def _adapters() -> _Adapters:
             _dispatch_result.set(result)
             return result
 
-    return _Adapters(writer=SinkWriter, reader=NoInputReader, plugin=HeadlessPlugin)
+    return _Adapters(writer=SinkWriter, reader=ReplyReader, plugin=HeadlessPlugin)
 
 
 def _headless_plugin(
-    registration: PluginRegistration, reader: RequestReader, default_sink: FrameSink
+    registration: PluginRegistration, reader: RequestReader, default_writer: ResponseWriter
 ) -> Plugin:
     """Set up a Plugin the way Plugin.__init__ does, minus the stdio/TCP/HTTP transport."""
     from dify_plugin.core.plugin_executor import PluginExecutor
@@ -352,7 +452,6 @@ def _headless_plugin(
     from dify_plugin.core.server.router import Router
 
     config = plugin_config()
-    default_writer = _adapters().writer(default_sink)
     plugin = object.__new__(_adapters().plugin)
     plugin.registration = registration
     plugin.default_response_writer = default_writer
@@ -362,6 +461,14 @@ def _headless_plugin(
     plugin.request_classes = []
     plugin._register_request_routes()
     return plugin
+
+
+def _wants(reader: Any, line: Any) -> bool:
+    try:
+        return bool(reader.filter(line))
+    except Exception:
+        _logger.exception("a backwards-invocation filter failed")
+        return False
 
 
 def _summarise(config: Any) -> ProviderSummary:

@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import RedirectResponse
 from starlette.routing import Match
 
+from emulator.backwards import Backwards, Caller
 from emulator.config import Settings
 from emulator.contract import envelopes
 from emulator.contract.envelopes import ErrorType
@@ -40,6 +41,7 @@ from emulator.runtime.registry import PluginSet
 from emulator.runtime.sdk import observing_sessions
 from emulator.server import control, management
 from emulator.server.streaming import (
+    CallsBack,
     EventStream,
     FrameBridge,
     planned_items,
@@ -79,6 +81,7 @@ def create_app(
     plugins: PluginSet,
     journal: Journal | None = None,
     faults: Faults | None = None,
+    backwards: Backwards | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="dify-plugin-daemon emulator",
@@ -91,6 +94,7 @@ def create_app(
     app.state.plugins = plugins
     app.state.journal = Journal(cap=settings.journal_cap) if journal is None else journal
     app.state.faults = Faults() if faults is None else faults
+    app.state.backwards = Backwards() if backwards is None else backwards
     app.add_api_route("/health/check", _health, methods=["GET"])
     app.add_api_route("/_emulator/openapi.json", _openapi, methods=["GET"], include_in_schema=False)
     control.add_routes(app)
@@ -234,7 +238,8 @@ async def _dispatch(route: Route, request: Request, tenant_id: str, record: Disp
     record.request_line = line
     plan = faults.stream_plan(route.path, plugin_id)
     session = _Session(route, plugin, bound, line, session_id, record, plan)
-    return await _run_session(session, plugins, settings)
+    calls = _calls_back(request.app.state.backwards, session)
+    return await _run_session(session, plugins, settings, calls)
 
 
 def _refusal_before_the_body(request: Request, tenant_id: str) -> Response | None:
@@ -313,7 +318,27 @@ class _Session:
     plan: StreamPlan
 
 
-async def _run_session(session: _Session, plugins: PluginSet, settings: Settings) -> Response:
+def _calls_back(backwards: Backwards, session: _Session) -> CallsBack:
+    values = session.bound.values
+    caller = Caller(
+        session_id=session.session_id,
+        tenant_id=values["tenant_id"],
+        user_id=values["user_id"],
+        access_type=session.route.access_type,
+        plugin_id=session.plugin.identity.plugin_id,
+        plugin_directory=session.plugin.directory,
+        conversation_id=values["conversation_id"],
+        message_id=values["message_id"],
+        app_id=values["app_id"],
+        endpoint_id=values["endpoint_id"],
+        context=values["context"],
+    )
+    return CallsBack(backwards, caller, session.plugin.send, session.record)
+
+
+async def _run_session(
+    session: _Session, plugins: PluginSet, settings: Settings, calls: CallsBack
+) -> Response:
     bridge = FrameBridge(asyncio.get_running_loop(), session.session_id)
     with observing_sessions(session.record.record_session):
         session.plugin.start(session.line, bridge.on_event)
@@ -321,13 +346,13 @@ async def _run_session(session: _Session, plugins: PluginSet, settings: Settings
     headers = warning_headers(session.bound)
     route = session.route
     if route.streamed:
-        items = session_items(route, bridge, settings.max_execution_timeout)
+        items = session_items(route, bridge, settings.max_execution_timeout, calls)
         planned = planned_items(items, session.plan, session.record)
         stream = EventStream(planned, headers, session.record, session.plan)
         stream.after_close(lambda: _finish(plugins, bridge))
         return stream
     try:
-        return await _last_item_answer(route, bridge, headers, session.plan, session.record)
+        return await _last_item_answer(route, bridge, headers, session.plan, calls)
     finally:
         _finish(plugins, bridge)
 
@@ -342,14 +367,15 @@ async def _last_item_answer(
     bridge: FrameBridge,
     headers: list[tuple[str, str]],
     plan: StreamPlan,
-    record: Dispatch,
+    calls: CallsBack,
 ) -> Response:
     """The polling routes: plain JSON with the plugin's last item, 500 on its error."""
+    record = calls.record
     record_fault(record, plan, "first_item_delay")
     if plan.first_item_delay:
         await asyncio.sleep(plan.first_item_delay)
     last: Item | None = None
-    items = planned_items(session_items(route, bridge, timeout=None), plan, record)
+    items = planned_items(session_items(route, bridge, None, calls), plan, record)
     async with aclosing(items):
         async for item in items:
             if item.is_error:

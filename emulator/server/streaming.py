@@ -4,6 +4,8 @@
 buffer so a slow client slows the plugin rather than filling memory; once closed it refuses
 frames, which stops the plugin. `session_items` turns frames into the daemon's items (and the
 `killed by timeout` item), and `planned_items` ends them where a fault says so.
+An `invoke` frame (a call back into Dify) goes to `CallsBack`, which starts
+answering it through the plugin's `send`, as the daemon does, without an item of its own.
 `EventStream` frames them as the daemon does: `data: <json>\\n\\n`, `Content-Type:
 text/event-stream` exactly, and no status or headers before the first item; it applies the
 faults' delays and cuts, and records each item it writes. A fault's rule goes into the
@@ -18,10 +20,13 @@ import threading
 import time
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
+from dataclasses import dataclass
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from emulator.backwards import Backwards, Caller
+from emulator.backwards import Send as SendLine
 from emulator.contract import envelopes
 from emulator.contract.gojson import RawMessage
 from emulator.contract.routes import Route
@@ -81,8 +86,27 @@ def _log_plugin_event(session_id: str, event: PluginEvent | None) -> None:
         logger.info("plugin %s event (session %s): %s", event.event, session_id, event.data)
 
 
+@dataclass(frozen=True)
+class CallsBack:
+    """Where one session's calls back into Dify go, and where their answers go."""
+
+    backwards: Backwards
+    caller: Caller
+    send: SendLine
+    record: Dispatch
+
+    def answer(self, invoke: Invoke) -> Item | None:
+        """Start answering the call; an item only when the daemon could not read it."""
+        outcome = self.backwards.dispatch(invoke.data, self.caller, self.send)
+        if isinstance(outcome, str):
+            message = f"invoke dify failed: {outcome}"
+            return Item(envelopes.stream_error("invoke_dify_error", message), is_error=True)
+        self.record.record_backwards(outcome)
+        return None
+
+
 async def session_items(
-    route: Route, bridge: FrameBridge, timeout: float | None
+    route: Route, bridge: FrameBridge, timeout: float | None, calls: CallsBack
 ) -> AsyncGenerator[Item, None]:
     """The daemon's items for one session, until `end`, an error item, or the timeout."""
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -98,7 +122,7 @@ async def session_items(
         if isinstance(item, Closed):
             return
         if isinstance(item, Invoke):
-            item = backwards_refused(item)
+            item = calls.answer(item)
         if item is not None:
             yield item
             if item.is_error:
@@ -127,17 +151,6 @@ async def planned_items(
                     break
     record_fault(record, plan, "ending")
     yield Item(envelope, is_error=True)
-
-
-def backwards_refused(invoke: Invoke) -> Item:
-    del invoke
-    return Item(
-        envelopes.stream_error(
-            "invoke_dify_error",
-            "invoke dify failed: the emulator does not serve backwards invocations yet",
-        ),
-        is_error=True,
-    )
 
 
 def record_fault(record: Dispatch, plan: StreamPlan, setting: str) -> None:

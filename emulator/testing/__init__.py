@@ -10,6 +10,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from emulator.backwards import Backwards as Backwards
+    from emulator.backwards import BackwardsCall as BackwardsCall
     from emulator.faults import CutAfter as CutAfter
     from emulator.faults import DelayBetweenItems as DelayBetweenItems
     from emulator.faults import DelayFirstItem as DelayFirstItem
@@ -35,6 +37,8 @@ if TYPE_CHECKING:
 
 _HOMES = {
     "ANY": "emulator.journal",
+    "Backwards": "emulator.backwards",
+    "BackwardsCall": "emulator.backwards",
     "CutAfter": "emulator.faults",
     "DaemonEmulator": "emulator.testing.harness",
     "DelayBetweenItems": "emulator.faults",

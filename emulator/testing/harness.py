@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from emulator.backwards import Backwards
 from emulator.config import DIFY_DEFAULT_KEY, Settings
 from emulator.faults import Fault, FaultRule, Faults
 from emulator.journal import DEFAULT_CAP, Dispatch, Journal
@@ -35,6 +36,8 @@ class DaemonEmulator:
     """The X-Api-Key it requires, as PLUGIN_DAEMON_KEY holds it."""
     journal: Journal
     faults: Faults
+    backwards: Backwards
+    """Answers the plugins' calls back into Dify: register handlers, seed storage."""
 
     def dispatch_url(self, route: str, tenant_id: str) -> str:
         """The URL Dify posts a dispatch to, e.g. route `llm/invoke`."""
@@ -56,9 +59,10 @@ class DaemonEmulator:
         return self.journal.dispatches(route=route, plugin_id=plugin_id)
 
     def reset(self) -> None:
-        """Forget the journal and remove every fault."""
+        """Forget the journal, remove every fault, handler and stored value."""
         self.journal.clear()
         self.faults.clear()
+        self.backwards.clear()
 
 
 class EmulatorHarness:
@@ -69,7 +73,10 @@ class EmulatorHarness:
         self.key = key
         self.journal = Journal(journal_cap)
         self.faults = Faults()
-        self.app = create_app(Settings(key=key), PluginSet(), self.journal, self.faults)
+        self.backwards = Backwards()
+        self.app = create_app(
+            Settings(key=key), PluginSet(), self.journal, self.faults, self.backwards
+        )
         self._plugins: dict[Path, InProcessPlugin] = {}
         self._serving: tuple[Path, ...] = ()
         self._interceptions: dict[str, Interception] = {}
@@ -82,7 +89,7 @@ class EmulatorHarness:
         if wanted != self._serving:
             self.app.state.plugins = PluginSet(self._plugin(Path(d)) for d in wanted)
             self._serving = wanted
-        emulator = DaemonEmulator(url, self.key, self.journal, self.faults)
+        emulator = DaemonEmulator(url, self.key, self.journal, self.faults, self.backwards)
         emulator.reset()
         return emulator
 
