@@ -14,7 +14,7 @@ from types import FrameType
 
 import uvicorn
 
-from emulator.config import KEEP_ALIVE_SECONDS, Settings, SettingsError
+from emulator.config import KEEP_ALIVE_SECONDS, RUNTIMES, Settings, SettingsError
 from emulator.contract.diff import UnusableContract, as_json, diff, render
 from emulator.contract.export import write_contracts
 from emulator.runtime import PluginLoadError, import_sdk
@@ -40,6 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             strict=args.strict or None,
             plugins=args.plugin,
             journal_cap=args.journal_cap,
+            runtime=args.runtime,
+            python=args.python,
         )
     except SettingsError as error:
         parser.error(str(error))
@@ -54,10 +56,18 @@ def serve(settings: Settings) -> int:
     )
     import_sdk()
     try:
-        plugins = PluginSet.load(settings.plugins)
+        plugins = PluginSet.load(settings.plugins, settings.runtime_for)
     except (PluginLoadError, ValueError) as error:
         logger.error("%s", error)
         return 1
+    try:
+        _serve_loaded(settings, plugins)
+    finally:
+        plugins.close()
+    return 0
+
+
+def _serve_loaded(settings: Settings, plugins: PluginSet) -> None:
     logger.info(
         "serving %d plugin(s) on http://%s:%d%s",
         len(plugins),
@@ -74,7 +84,6 @@ def serve(settings: Settings) -> int:
         log_config=None,
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
-    return 0
 
 
 def _stop(signum: int, frame: FrameType | None) -> None:
@@ -109,10 +118,25 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--plugin",
         action="append",
+        metavar="PATH[::RUNTIME[=PYTHON]]",
+        help="a plugin directory, a .difypkg file, or a folder of them (repeatable);"
+        " a ::inprocess or ::subprocess suffix picks that plugin's runtime, and"
+        " ::subprocess=PYTHON its interpreter (a python or a virtual environment);"
+        " default: $EMULATOR_PLUGIN_DIRS or the bundled example plugin",
+    )
+    serve.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        help="how plugins without a ::RUNTIME suffix run: in the emulator's process, or each"
+        " as its own process speaking the SDK's stdio protocol, as behind the daemon;"
+        " default: $EMULATOR_RUNTIME or inprocess",
+    )
+    serve.add_argument(
+        "--python",
         type=Path,
-        metavar="DIR",
-        help="a plugin directory or a folder of them (repeatable); "
-        "default: $EMULATOR_PLUGIN_DIRS or the bundled example plugin",
+        metavar="PYTHON",
+        help="the interpreter (or virtual environment) of subprocess plugins that name none;"
+        " default: $EMULATOR_PYTHON or the emulator's own",
     )
     serve.add_argument("--host", help="default: $SERVER_HOST or 127.0.0.1")
     serve.add_argument("--port", type=int, help="default: $SERVER_PORT or 5002")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,22 @@ own keep-alive expiry, and a pooled client (Dify's) that reuses a connection jus
 closes it gets a ReadError."""
 
 
+RUNTIMES = ("inprocess", "subprocess")
+"""How a plugin runs: inside the emulator's process, or as its own process like the daemon's."""
+
+RUNTIME_SEPARATOR = "::"
+"""Splits a plugin entry into its path and runtime: `PATH::subprocess[=PYTHON]`."""
+
+
+@dataclass(frozen=True)
+class RuntimeChoice:
+    """How one plugin runs, and for a subprocess, under which Python."""
+
+    runtime: str = "inprocess"
+    python: Path | None = None
+    """A python executable or a virtual environment; None: the emulator's own interpreter."""
+
+
 @dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
@@ -31,6 +48,12 @@ class Settings:
     """PLUGIN_MAX_EXECUTION_TIMEOUT: seconds before a stream ends with `killed by timeout`."""
     journal_cap: int = 1000
     """How many dispatches the journal keeps; older ones are dropped and counted."""
+    runtime: str = "inprocess"
+    """The runtime of every plugin whose entry names none."""
+    python: Path | None = None
+    """The Python of every subprocess plugin whose entry names none."""
+    plugin_runtimes: Mapping[Path, RuntimeChoice] = field(default_factory=dict)
+    """Runtimes chosen per plugin, from `PATH::RUNTIME[=PYTHON]` entries."""
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -41,6 +64,17 @@ class Settings:
             )
         if self.journal_cap < 1:
             raise SettingsError(f"the journal cap must be at least 1, not {self.journal_cap}")
+        if self.runtime not in RUNTIMES:
+            raise SettingsError(f"runtime {self.runtime!r} is not one of {', '.join(RUNTIMES)}")
+
+    def runtime_for(self, plugin: Path) -> RuntimeChoice:
+        """How ``plugin`` runs: its own entry's choice, or else the default for all."""
+        choice = self.plugin_runtimes.get(plugin)
+        if choice is None:
+            return RuntimeChoice(self.runtime, self.python)
+        if choice.runtime == "subprocess" and choice.python is None:
+            return RuntimeChoice(choice.runtime, self.python)
+        return choice
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **flags: Any) -> Settings:
@@ -52,7 +86,9 @@ class Settings:
                 values[field_name] = _parsed(name, env[name], parse, kind)
         values.update({name: value for name, value in flags.items() if value is not None})
         if "plugins" in values:
-            values["plugins"] = plugin_directories(values["plugins"]) or (EXAMPLE_PLUGIN,)
+            plugins, runtimes = plugin_entries(values["plugins"])
+            values["plugins"] = plugins or (EXAMPLE_PLUGIN,)
+            values["plugin_runtimes"] = runtimes
         return cls(**values)
 
 
@@ -76,19 +112,59 @@ def plugin_directories(paths: Iterable[Path | str]) -> tuple[Path, ...]:
     return tuple(found)
 
 
+def plugin_entries(
+    entries: Iterable[Path | str],
+) -> tuple[tuple[Path, ...], dict[Path, RuntimeChoice]]:
+    """Split `PATH[::RUNTIME[=PYTHON]]` entries into plugin paths and their chosen runtimes.
+
+    A folder of plugins passes its choice to each plugin in it.
+    """
+    plugins: list[Path] = []
+    runtimes: dict[Path, RuntimeChoice] = {}
+    for entry in entries:
+        path, choice = _runtime_entry(str(entry))
+        found = plugin_directories([path])
+        plugins.extend(found)
+        if choice is not None:
+            runtimes.update(dict.fromkeys(found, choice))
+    return tuple(plugins), runtimes
+
+
+def _runtime_entry(entry: str) -> tuple[Path, RuntimeChoice | None]:
+    path, separator, spec = entry.rpartition(RUNTIME_SEPARATOR)
+    if not separator:
+        return Path(entry), None
+    runtime, _, python = spec.partition("=")
+    if runtime not in RUNTIMES:
+        raise SettingsError(
+            f"plugin {entry!r}: runtime {runtime!r} is not one of {', '.join(RUNTIMES)}"
+            " (write PATH::subprocess or PATH::subprocess=PYTHON)"
+        )
+    if python and runtime != "subprocess":
+        raise SettingsError(
+            f"plugin {entry!r}: only a subprocess plugin runs under a Python of its own"
+        )
+    return Path(path), RuntimeChoice(runtime, Path(python) if python else None)
+
+
 def _plugins_in(folder: Path) -> list[Path]:
     inside = sorted(
         path
         for path in folder.iterdir()
-        if path.is_dir() and not path.name.startswith(".") and path.name != "__pycache__"
+        if (path.is_dir() or path.suffix == ".difypkg")
+        and not path.name.startswith(".")
+        and path.name != "__pycache__"
     )
     if not inside:
         raise SettingsError(f"{folder} is not a plugin (no manifest.yaml) and holds no plugins")
     return inside
 
 
-def _path_list(text: str) -> tuple[Path, ...]:
-    return tuple(Path(part) for part in text.split(os.pathsep) if part)
+def _path_list(text: str) -> tuple[str, ...]:
+    # A doubled separator belongs to an entry's runtime (`/p::subprocess`), not to the list.
+    separator = re.escape(os.pathsep)
+    parts = re.split(f"(?<!{separator}){separator}(?!{separator})", text)
+    return tuple(part for part in parts if part)
 
 
 def _go_bool(text: str) -> bool:
@@ -111,6 +187,8 @@ _ENV: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "EMULATOR_PLUGIN_DIRS": ("plugins", _path_list, "path list"),
     "EMULATOR_STRICT": ("strict", _go_bool, "bool"),
     "EMULATOR_JOURNAL_CAP": ("journal_cap", int, "int"),
+    "EMULATOR_RUNTIME": ("runtime", str, "runtime"),
+    "EMULATOR_PYTHON": ("python", Path, "path"),
 }
 
 

@@ -8,15 +8,21 @@ from emulator.runtime.inprocess import (
     StreamClosed,
     directory_checksum,
 )
+from emulator.runtime.registry import PluginRuntime, PluginSet
 from emulator.runtime.sdk import ProviderSummary, import_sdk, sdk_version
+from emulator.runtime.subprocess import PluginUnavailableError, SubprocessPlugin
 
 __all__ = [
     "InProcessPlugin",
     "PluginIdentity",
     "PluginLoadError",
+    "PluginRuntime",
+    "PluginSet",
+    "PluginUnavailableError",
     "ProviderSummary",
     "RunningRequest",
     "StreamClosed",
+    "SubprocessPlugin",
     "directory_checksum",
     "import_sdk",
     "sdk_version",

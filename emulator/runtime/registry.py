@@ -1,49 +1,147 @@
-"""The loaded plugins, by plugin id: what X-Plugin-ID selects. Every tenant sees every one."""
+"""The loaded plugins, by plugin id: what X-Plugin-ID selects. Every tenant sees every one.
+
+A plugin runs in the emulator's process (`InProcessPlugin`) or as its own process
+(`SubprocessPlugin`); the server sees either as a `PluginRuntime`.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Protocol
 
-from emulator.runtime.inprocess import InProcessPlugin
+from emulator.config import RuntimeChoice
+from emulator.runtime.inprocess import EventCallback, InProcessPlugin, PluginIdentity
+from emulator.runtime.packages import is_package, unpack
+from emulator.runtime.sdk import ProviderSummary
+from emulator.runtime.subprocess import SubprocessPlugin
 
 logger = logging.getLogger("emulator.runtime")
 
+IN_PROCESS = RuntimeChoice()
+
+RuntimeChooser = Callable[[Path], RuntimeChoice]
+"""Says how the plugin at a path runs (see `Settings.runtime_for`)."""
+
+
+class RequestHandle(Protocol):
+    """A request a plugin is running."""
+
+    session_id: str
+
+    @property
+    def done(self) -> bool: ...
+
+    def join(self, timeout: float | None = None) -> bool: ...
+
+
+class PluginRuntime(Protocol):
+    """A loaded plugin, whichever way it runs."""
+
+    identity: PluginIdentity
+    directory: Path
+    providers: list[ProviderSummary]
+
+    def request_rejection(self, request_line: str) -> str | None:
+        """Why the plugin's SDK would refuse this request line, or None."""
+        ...
+
+    def start(self, request_line: str, on_event: EventCallback) -> RequestHandle:
+        """Run one daemon request line; each line the plugin prints for it goes to on_event."""
+        ...
+
+    def send(self, line: str) -> None:
+        """Write one daemon->plugin line for a running session (not a new request)."""
+        ...
+
+    def close(self) -> None:
+        """Stop the plugin."""
+        ...
+
 
 class PluginSet:
-    def __init__(self, plugins: Iterable[InProcessPlugin] = ()) -> None:
-        self._plugins: dict[str, InProcessPlugin] = {}
+    def __init__(self, plugins: Iterable[PluginRuntime] = ()) -> None:
+        self._plugins: dict[str, PluginRuntime] = {}
+        self._unpacked: list[tempfile.TemporaryDirectory[str]] = []
         self.active_requests = 0
         for plugin in plugins:
             self.add(plugin)
 
     @classmethod
-    def load(cls, directories: Iterable[Path]) -> PluginSet:
-        """Loads each directory in turn, logging one line per plugin."""
-        return cls(_load_logged(Path(directory)) for directory in directories)
+    def load(cls, paths: Iterable[Path], choose: RuntimeChooser | None = None) -> PluginSet:
+        """Loads each plugin folder or .difypkg in turn, logging one line per plugin.
 
-    def add(self, plugin: InProcessPlugin) -> None:
+        ``choose`` says how each runs; by default every one runs in process. If one
+        fails, those already loaded are closed and the error is raised.
+        """
+        plugins = cls()
+        try:
+            for path in map(Path, paths):
+                choice = choose(path) if choose is not None else IN_PROCESS
+                plugins.add(plugins._load_logged(path, choice))
+        except BaseException:
+            plugins.close()
+            raise
+        return plugins
+
+    def add(self, plugin: PluginRuntime) -> None:
         plugin_id = plugin.identity.plugin_id
         if plugin_id in self._plugins:
             raise ValueError(f"two plugins share the id {plugin_id!r}")
         self._plugins[plugin_id] = plugin
 
-    def get(self, plugin_id: str) -> InProcessPlugin | None:
+    def get(self, plugin_id: str) -> PluginRuntime | None:
         return self._plugins.get(plugin_id)
 
-    def __iter__(self) -> Iterator[InProcessPlugin]:
+    def close(self) -> None:
+        """Stop every plugin and remove the folders packages were unpacked to."""
+        for plugin in self._plugins.values():
+            plugin.close()
+        for folder in self._unpacked:
+            folder.cleanup()
+        self._unpacked.clear()
+
+    def __iter__(self) -> Iterator[PluginRuntime]:
         return iter(self._plugins.values())
 
     def __len__(self) -> int:
         return len(self._plugins)
 
+    def _load_logged(self, path: Path, choice: RuntimeChoice) -> PluginRuntime:
+        directory, origin = path, str(path)
+        if is_package(path):
+            folder = unpack(path)
+            self._unpacked.append(folder)
+            directory = Path(folder.name)
+            origin = f"{path} (unpacked to {directory})"
+        plugin = load_plugin(directory, choice)
+        logger.info(
+            "loaded %s from %s%s: %s",
+            plugin.identity.unique_identifier,
+            origin,
+            _runtime_note(plugin),
+            _describe(plugin.providers),
+        )
+        return plugin
 
-def _load_logged(directory: Path) -> InProcessPlugin:
-    plugin = InProcessPlugin.load(directory)
-    providers = "; ".join(
+
+def load_plugin(directory: Path, choice: RuntimeChoice = IN_PROCESS) -> PluginRuntime:
+    """Load the plugin folder ``directory`` the chosen way; raise PluginLoadError if it fails."""
+    if choice.runtime == "subprocess":
+        return SubprocessPlugin.load(directory, choice.python)
+    return InProcessPlugin.load(directory)
+
+
+def _runtime_note(plugin: PluginRuntime) -> str:
+    if isinstance(plugin, SubprocessPlugin):
+        return f" in a subprocess (pid {plugin.pid}, {plugin.python})"
+    return ""
+
+
+def _describe(providers: list[ProviderSummary]) -> str:
+    return "; ".join(
         f"{p.name} ({', '.join(f'{t}: {", ".join(m)}' for t, m in p.models.items())})"
-        for p in plugin.providers
+        for p in providers
     )
-    logger.info("loaded %s from %s: %s", plugin.identity.unique_identifier, directory, providers)
-    return plugin
