@@ -10,7 +10,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 @dataclass
@@ -59,3 +64,247 @@ def collect(body: str | bytes) -> tuple[list[Any], DaemonError | None]:
     except DaemonError as error:
         return received, error
     return received, None
+
+
+# The entities Dify parses management answers into -----------------------------------------
+#
+# Written by hand from ../shared/reference/dify-client.md §3 (api/core/plugin/entities and the
+# model runtime's entities): enums are closed, as in Dify, so a value Dify does not know fails
+# the parse the way it fails Dify's model-provider list.
+
+
+class DifyI18nObject(BaseModel):
+    en_US: str
+    zh_Hans: str | None = None
+    ja_JP: str | None = None
+    pt_BR: str | None = None
+
+
+class DifyModelType(StrEnum):
+    LLM = "llm"
+    TEXT_EMBEDDING = "text-embedding"
+    RERANK = "rerank"
+    SPEECH2TEXT = "speech2text"
+    MODERATION = "moderation"
+    TTS = "tts"
+
+
+class DifyConfigurateMethod(StrEnum):
+    PREDEFINED_MODEL = "predefined-model"
+    CUSTOMIZABLE_MODEL = "customizable-model"
+
+
+class DifyFormType(StrEnum):
+    TEXT_INPUT = "text-input"
+    SECRET_INPUT = "secret-input"
+    SELECT = "select"
+    RADIO = "radio"
+    SWITCH = "switch"
+
+
+class DifyParameterType(StrEnum):
+    FLOAT = "float"
+    INT = "int"
+    STRING = "string"
+    BOOLEAN = "boolean"
+    TEXT = "text"
+
+
+class DifyFormShowOnObject(BaseModel):
+    variable: str
+    value: str
+
+
+class DifyFormOption(BaseModel):
+    label: DifyI18nObject
+    value: str
+    show_on: list[DifyFormShowOnObject] = []
+
+
+class DifyCredentialFormSchema(BaseModel):
+    variable: str
+    label: DifyI18nObject
+    type: DifyFormType
+    required: bool = True
+    default: str | None = None
+    options: list[DifyFormOption] | None = None
+    placeholder: DifyI18nObject | None = None
+    max_length: int = 0
+    show_on: list[DifyFormShowOnObject] = []
+
+
+class DifyProviderCredentialSchema(BaseModel):
+    credential_form_schemas: list[DifyCredentialFormSchema]
+
+
+class DifyParameterRule(BaseModel):
+    name: str
+    use_template: str | None = None
+    label: DifyI18nObject
+    type: DifyParameterType
+    help: DifyI18nObject | None = None
+    required: bool = False
+    default: Any = None
+    min: float | None = None
+    max: float | None = None
+    precision: int | None = None
+    options: list[str] = []
+
+
+class DifyPriceConfig(BaseModel):
+    input: Decimal
+    output: Decimal | None = None
+    unit: Decimal
+    currency: str
+
+
+class DifyAIModelEntity(BaseModel):
+    model: str
+    label: DifyI18nObject
+    model_type: DifyModelType
+    features: list[str] | None = None
+    fetch_from: DifyConfigurateMethod
+    model_properties: dict[str, Any]
+    deprecated: bool = False
+    parameter_rules: list[DifyParameterRule] = []
+    pricing: DifyPriceConfig | None = None
+    model_config = ConfigDict(protected_namespaces=())
+
+
+class DifyProviderEntity(BaseModel):
+    provider: str
+    label: DifyI18nObject
+    description: DifyI18nObject | None = None
+    icon_small: DifyI18nObject | None = None
+    icon_small_dark: DifyI18nObject | None = None
+    background: str | None = None
+    supported_model_types: list[DifyModelType]
+    configurate_methods: list[DifyConfigurateMethod]
+    models: list[DifyAIModelEntity] = Field(default_factory=list)
+    provider_credential_schema: DifyProviderCredentialSchema | None = None
+    position: dict[str, list[str]] | None = None
+
+
+class DifyPluginModelProviderEntity(BaseModel):
+    id: str
+    created_at: datetime
+    updated_at: datetime
+    provider: str
+    tenant_id: str
+    plugin_unique_identifier: str
+    plugin_id: str
+    declaration: DifyProviderEntity
+
+
+class DifyToolProviderIdentity(BaseModel):
+    author: str
+    name: str
+    description: DifyI18nObject
+    icon: str
+    icon_dark: str | None = None
+    label: DifyI18nObject
+    tags: list[str] | None = []
+
+
+class DifyProviderConfig(BaseModel):
+    name: str
+    type: str
+    required: bool = False
+    default: Any = None
+    options: list[Any] | None = None
+    label: DifyI18nObject | None = None
+    help: DifyI18nObject | None = None
+    url: str | None = None
+    placeholder: DifyI18nObject | None = None
+
+
+class DifyToolIdentity(BaseModel):
+    author: str
+    name: str
+    label: DifyI18nObject
+    provider: str
+
+
+class DifyToolDescription(BaseModel):
+    human: DifyI18nObject
+    llm: str
+
+
+class DifyToolParameter(BaseModel):
+    name: str
+    label: DifyI18nObject
+    type: str
+    form: str
+    required: bool | None = False
+    human_description: DifyI18nObject | None = None
+    llm_description: str | None = None
+    options: list[Any] = []
+
+    @field_validator("options", mode="before")
+    @classmethod
+    def null_options_are_none(cls, value: Any) -> Any:
+        """Dify's PluginParameter turns anything but a list (Go's null) into []."""
+        return value if isinstance(value, list) else []
+
+
+class DifyToolEntity(BaseModel):
+    identity: DifyToolIdentity
+    parameters: list[DifyToolParameter] = []
+    description: DifyToolDescription | None = None
+    output_schema: dict[str, Any] | None = None
+    has_runtime_parameters: bool = False
+
+
+class DifyToolProviderEntityWithPlugin(BaseModel):
+    identity: DifyToolProviderIdentity
+    credentials_schema: list[DifyProviderConfig] = []
+    oauth_schema: dict[str, Any] | None = None
+    tools: list[DifyToolEntity] = []
+
+
+class DifyPluginToolProviderEntity(BaseModel):
+    provider: str
+    plugin_unique_identifier: str
+    plugin_id: str
+    declaration: DifyToolProviderEntityWithPlugin
+
+
+class DifyPluginEntity(BaseModel):
+    id: str
+    created_at: datetime
+    updated_at: datetime
+    name: str
+    installation_id: str
+    tenant_id: str
+    endpoints_setups: int
+    endpoints_active: int
+    runtime_type: str
+    source: str
+    meta: dict[str, Any]
+    plugin_id: str
+    plugin_unique_identifier: str
+    version: str
+    checksum: str
+    declaration: dict[str, Any]
+
+
+class DifyPluginListResponse(BaseModel):
+    list: list[DifyPluginEntity]
+    total: int
+
+
+class DifyBasicResponse[T](BaseModel):
+    """PluginDaemonBasicResponse[T]."""
+
+    code: int
+    message: str
+    data: T | None = None
+
+
+def tool_providers_transformer(answer: dict[str, Any]) -> dict[str, Any]:
+    """What Dify's fetch_tool_providers does to the list before parsing: each tool learns its
+    provider's name, `plugin_id/provider`."""
+    for provider in answer.get("data") or []:
+        for tool in provider["declaration"]["tools"]:
+            tool["identity"]["provider"] = provider["declaration"]["identity"]["name"]
+    return answer
