@@ -22,6 +22,7 @@ import re
 import shutil
 import subprocess
 import sys
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -232,7 +233,10 @@ def _close(plugin: Any) -> None:
 
 
 def _checks_over_http(plugin: Any, providers: list[dict[str, Any]]) -> PluginChecks:
-    from starlette.testclient import TestClient
+    with warnings.catch_warnings():
+        # Starlette prefers httpx2 for its test client; httpx is what the emulator ships with.
+        warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+        from starlette.testclient import TestClient
 
     from emulator.config import Settings
     from emulator.runtime.registry import PluginSet

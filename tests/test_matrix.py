@@ -237,7 +237,7 @@ def test_the_json_carries_the_same_findings(echo_matrix: matrix.Matrix) -> None:
 
 
 def _tolerant_echo(tmp_path: Path) -> Path:
-    """The echo plugin made to load without get_current_session, as the SDK docs suggest."""
+    """The echo plugin with a fallback for SDKs that lack get_current_session."""
     plugin = tmp_path / "tolerant_echo"
     shutil.copytree(EXAMPLE_PLUGIN, plugin, ignore=shutil.ignore_patterns("__pycache__"))
     common = plugin / "models" / "common.py"
