@@ -12,13 +12,19 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
+import httpx
 import pytest
+from starlette.testclient import TestClient
 
-from emulator.contract.routes import ROUTES_BY_PATH
+from dify_client import items
+from emulator.config import Settings
+from emulator.contract.routes import ROUTES, ROUTES_BY_PATH
 from emulator.contract.wrapper import bind
 from emulator.runtime import InProcessPlugin, StreamClosed
+from emulator.runtime.registry import PluginSet
+from emulator.server.app import create_app
 from emulator.sessions import new_session_id, request_line
-from helpers import FIXTURE_PLUGINS, TENANT
+from helpers import FIXTURE_PLUGINS, TENANT, dispatch_headers, dispatch_url
 
 Frame = dict[str, Any]
 
@@ -614,3 +620,114 @@ def test_refresh_extends_the_subscription(trigger_echo: InProcessPlugin) -> None
     assert result == {
         "subscription": {**SUBSCRIPTION, "expires_at": EXPIRES_AT, "properties": properties}
     }
+
+
+# Over HTTP: what Dify gets back through the emulated daemon
+
+
+@pytest.fixture(scope="module")
+def daemon(
+    settings: Settings,
+    tool_echo: InProcessPlugin,
+    agent_echo: InProcessPlugin,
+    datasource_echo: InProcessPlugin,
+    trigger_echo: InProcessPlugin,
+) -> Iterator[httpx.Client]:
+    plugins = PluginSet([tool_echo, agent_echo, datasource_echo, trigger_echo])
+    with TestClient(create_app(settings, plugins), base_url="http://daemon") as client:
+        yield client
+
+
+def dispatch(client: httpx.Client, route: str, data: dict[str, Any]) -> httpx.Response:
+    plugin_id = "emulator/" + ROUTE_PLUGINS[route.split("/")[0]]
+    body = json.dumps({"user_id": USER, "data": data})
+    return client.post(dispatch_url(route), content=body, headers=dispatch_headers(plugin_id))
+
+
+ROUTE_PLUGINS = {
+    "tool": "tool_echo",
+    "dynamic_select": "tool_echo",
+    "oauth": "tool_echo",
+    "agent_strategy": "agent_echo",
+    "datasource": "datasource_echo",
+    "trigger": "trigger_echo",
+}
+PAGE = {"workspace_id": "ws-1", "page_id": "page-1", "type": "page"}
+HTTP_CASES = {
+    "tool/invoke": invoke_tool("echo_ids", {"text": "hello"}),
+    "tool/validate_credentials": {"provider": "tool_echo", "credentials": GOOD},
+    "dynamic_select/fetch_parameter_options": {
+        "provider": "tool_echo",
+        "provider_action": "echo_ids",
+        "parameter": "channel",
+        "credentials": GOOD,
+    },
+    "oauth/get_authorization_url": oauth(),
+    "oauth/get_credentials": oauth(raw_http_request=raw_http("GET /callback?code=c HTTP/1.1")),
+    "oauth/refresh_credentials": oauth(credentials={"access_token": "token-c"}),
+    "agent_strategy/invoke": invoke_agent({"query": "hello"}),
+    "datasource/validate_credentials": {"provider": "drive_echo", "credentials": GOOD},
+    "datasource/get_website_crawl": datasource(
+        "website_echo", "crawl", datasource_parameters={"url": "http://127.0.0.1/"}
+    ),
+    "datasource/get_online_document_pages": datasource(
+        "document_echo", "pages", datasource_parameters={"workspace": "ws-1"}
+    ),
+    "datasource/get_online_document_page_content": datasource("document_echo", "pages", page=PAGE),
+    "datasource/online_drive_browse_files": datasource(
+        "drive_echo", "files", request={"prefix": "root/", "max_keys": 20}
+    ),
+    "datasource/online_drive_download_file": datasource(
+        "drive_echo", "files", request={"id": "root/a.txt"}
+    ),
+    "trigger/validate_credentials": trigger(),
+    "trigger/invoke_event": trigger(
+        event="ping",
+        subscription=SUBSCRIPTION,
+        raw_http_request=WEBHOOK,
+        parameters={"greeting": "hi"},
+        payload={"delivery": 7},
+    ),
+    "trigger/dispatch_event": trigger(subscription=SUBSCRIPTION, raw_http_request=WEBHOOK),
+    "trigger/subscribe": trigger(endpoint="http://127.0.0.1/hook", parameters={"topic": "news"}),
+    "trigger/unsubscribe": trigger(subscription=SUBSCRIPTION),
+    "trigger/refresh": trigger(subscription=SUBSCRIPTION),
+}
+
+
+@pytest.mark.parametrize("route", HTTP_CASES)
+def test_every_family_route_answers_dify_with_the_plugins_items(
+    daemon: httpx.Client, route: str
+) -> None:
+    response = dispatch(daemon, route, HTTP_CASES[route])
+
+    assert response.status_code == 200
+    assert response.headers.get_list("x-emulator-warning") == []
+    assert list(items(response.content)), f"no item for {route}: {response.text!r}"
+
+
+def test_every_family_route_of_the_daemon_has_a_case_here() -> None:
+    families = {route.path for route in ROUTES if route.access_type != "model"}
+
+    assert families - set(HTTP_CASES) == {"tool/get_runtime_parameters"}
+
+
+def test_the_daemon_joins_agent_echos_chunks_into_one_blob(daemon: httpx.Client) -> None:
+    response = dispatch(daemon, "agent_strategy/invoke", invoke_agent({"blob_size": 20000}))
+
+    received = list(items(response.content))
+
+    assert [item["type"] for item in received] == ["text", "text", "log", "blob"]
+    blob = received[-1]
+    assert base64.b64decode(blob["message"]["blob"]) == blob_of(20000)
+    assert blob["meta"] == {"mime_type": "application/octet-stream", "filename": "echo.bin"}
+
+
+def test_tool_blob_chunks_reach_dify_unjoined(daemon: httpx.Client) -> None:
+    response = dispatch(daemon, "tool/invoke", invoke_tool("blob", {"size": 20000}))
+
+    received = list(items(response.content))
+
+    assert [item["type"] for item in received] == ["blob_chunk"] * 4
+    parts = [base64.b64decode(item["message"]["blob"]) for item in received]
+    assert b"".join(parts) == blob_of(20000)
