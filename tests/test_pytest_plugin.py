@@ -435,3 +435,44 @@ def test_a_gevent_patched_process_fails_each_fixture_with_the_fix_named(tmp_path
     assert result.stdout.count("Fix: add `daemon_emulator_import_sdk = true`") == 2
     assert "uvicorn did not start" not in result.stdout
     assert "not mocked" not in result.stdout and "assert False" not in result.stdout
+
+
+def storage_get(emulator: DaemonEmulator, key: str) -> list[dict[str, Any]]:
+    """tool_echo's storage_get tool, which reads `key` through a call back into Dify."""
+    body = payload("tool/invoke")
+    body["data"].update(tool="storage_get", tool_parameters={"key": key})
+    headers = {"X-Api-Key": emulator.key, "X-Plugin-ID": "emulator/tool_echo"}
+    answer = httpx.post(emulator.dispatch_url("tool/invoke", TENANT), json=body, headers=headers)
+    return [json.loads(item[len("data: ") :]) for item in answer.text.split("\n\n") if item]
+
+
+@pytest.mark.daemon_emulator_plugins("fixtures/plugins/tool_echo")
+def test_a_test_answers_a_plugins_call_back_with_a_handler(
+    daemon_emulator: DaemonEmulator,
+) -> None:
+    daemon_emulator.backwards.handle("storage", lambda call: b"from the test")
+
+    (item,) = storage_get(daemon_emulator, "greeting")
+
+    assert item["data"]["message"]["text"] == "from the test"
+    assert daemon_emulator.dispatches()[0].backwards[0].answered_by == "handler"
+
+
+@pytest.mark.daemon_emulator_plugins("fixtures/plugins/tool_echo")
+def test_a_live_test_seeds_the_storage_the_plugin_reads(
+    daemon_emulator_live: DaemonEmulator,
+) -> None:
+    storage = daemon_emulator_live.backwards.storage
+    storage.set(TENANT, "emulator/tool_echo", "greeting", b"seeded")
+
+    (item,) = storage_get(daemon_emulator_live, "greeting")
+
+    assert item["data"]["message"]["text"] == "seeded"
+
+
+@pytest.mark.daemon_emulator_plugins("fixtures/plugins/tool_echo")
+def test_handlers_and_storage_are_gone_in_the_next_test(daemon_emulator: DaemonEmulator) -> None:
+    (item,) = storage_get(daemon_emulator, "greeting")
+
+    assert item["code"] == -500
+    assert "load data failed" in item["message"]
