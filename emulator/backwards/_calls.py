@@ -1,0 +1,176 @@
+"""One call back into Dify: where it comes from, what a handler sees, what became of it, and
+the `backwards_response` lines that answer it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from emulator.contract.gojson import GoMap, encode_any, encode_string
+
+logger = logging.getLogger("emulator.backwards")
+
+Send = Callable[[str], None]
+"""Writes one daemon->plugin line (a `backwards_response` envelope) to the plugin."""
+
+Handler = Callable[["BackwardsCall"], Any]
+"""Answers a call in Dify's place. Its return value becomes the answer:
+a mapping is one `response` (message "struct"); bytes are `{"data": <hex>}`, as a storage
+`get` answers; any other iterable gives one "stream" `response` per mapping; None gives no
+`response`. Whatever it raises becomes the `error` event."""
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The session a call comes from, as the daemon knows it."""
+
+    session_id: str
+    tenant_id: str
+    user_id: str
+    access_type: str
+    plugin_id: str
+    plugin_directory: Path | None = None
+    """Where the plugin's manifest.yaml is read for its declared permissions."""
+    conversation_id: str | None = None
+    message_id: str | None = None
+    app_id: str | None = None
+    endpoint_id: str | None = None
+    context: Any = None
+
+
+@dataclass(frozen=True)
+class BackwardsCall:
+    """One call back into Dify, as a handler receives it."""
+
+    invoke_type: str
+    request_id: str
+    request: dict[str, Any]
+    """The plugin's request, with the daemon's additions: tenant_id, user_id and type."""
+    caller: Caller
+
+    @property
+    def tenant_id(self) -> str:
+        return self.caller.tenant_id
+
+    @property
+    def plugin_id(self) -> str:
+        return self.caller.plugin_id
+
+
+@dataclass
+class CallRecord:
+    """What became of one call, for the journal; filled in while the call runs."""
+
+    invoke_type: str
+    request_id: str
+    request: dict[str, Any]
+    answered_by: str = ""
+    """`refused`, `denied`, `handler`, `storage`, `forward` or `unanswered`."""
+    responses: int = 0
+    error: str | None = None
+    ended: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": self.invoke_type,
+            "backwards_request_id": self.request_id,
+            "request": self.request,
+            "answered_by": self.answered_by,
+            "responses": self.responses,
+            "error": self.error,
+            "ended": self.ended,
+        }
+
+
+class Answer:
+    """Writes one call's `backwards_response` lines to the plugin, and records them."""
+
+    def __init__(self, caller: Caller, request_id: str, send: Send, record: CallRecord) -> None:
+        self.caller = caller
+        self.request_id = request_id
+        self.record = record
+        self._send = send
+
+    def response(self, message: str, data: Any) -> None:
+        self.record.responses += 1
+        self._write("response", message, data)
+
+    def error(self, message: str) -> None:
+        self.record.error = message
+        self._write("error", message, None)
+
+    def end(self) -> None:
+        self.record.ended = True
+        self._write("end", "", None)
+
+    def fail(self, message: str) -> None:
+        self.error(message)
+        self.end()
+
+    def _write(self, event: str, message: str, data: Any) -> None:
+        line = response_line(self.caller, self.request_id, event, message, data)
+        try:
+            self._send(line)
+        except Exception:
+            logger.exception("could not deliver a backwards_response to %s", self.caller.plugin_id)
+
+
+def response_line(caller: Caller, request_id: str, event: str, message: str, data: Any) -> str:
+    """The daemon's `backwards_response` line: the session envelope around one event."""
+    inner = (
+        f'{{"backwards_request_id":{encode_string(request_id)},"event":{encode_string(event)},'
+        f'"message":{encode_string(message)},"data":{encode_any(_go_value(data))}}}'
+    )
+    envelope = [
+        f'"session_id":{encode_string(caller.session_id)}',
+        f'"conversation_id":{encode_any(caller.conversation_id)}',
+        f'"message_id":{encode_any(caller.message_id)}',
+        f'"app_id":{encode_any(caller.app_id)}',
+        f'"endpoint_id":{encode_any(caller.endpoint_id)}',
+        f'"context":{encode_any(caller.context)}',
+        '"event":"backwards_response"',
+        f'"data":{inner}',
+    ]
+    return "{" + ",".join(envelope) + "}"
+
+
+def _go_value(value: Any) -> Any:
+    """Plain JSON values as Go's map[string]any encodes them: keys sorted at every level."""
+    if isinstance(value, dict):
+        return GoMap({key: _go_value(item) for key, item in value.items()})
+    if isinstance(value, list):
+        return [_go_value(item) for item in value]
+    return value
+
+
+def go_format(value: Any) -> str:
+    """A decoded JSON value as Go's fmt %s / %v prints it (maps sorted, `map[k:v]`)."""
+    match value:
+        case None:
+            return "<nil>"
+        case bool():
+            return "true" if value else "false"
+        case dict():
+            members = " ".join(f"{key}:{go_format(value[key])}" for key in sorted(value))
+            return f"map[{members}]"
+        case list():
+            return "[" + " ".join(go_format(item) for item in value) + "]"
+        case float() | int():
+            return _go_float(float(value))
+        case _:
+            return str(value)
+
+
+def _go_float(number: float) -> str:
+    # %v of a float64 is %g with the shortest exact digits; exponents from 1e21.
+    if number.is_integer() and abs(number) < 1e21:
+        return str(int(number))
+    text = repr(number)
+    if "e" in text:
+        mantissa, exponent = text.split("e")
+        sign = "-" if exponent.startswith("-") else "+"
+        return f"{mantissa}e{sign}{exponent.lstrip('+-').zfill(2)}"
+    return text
