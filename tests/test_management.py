@@ -23,6 +23,7 @@ from dify_client import (
 )
 from emulator.config import EXAMPLE_PLUGIN, Settings
 from emulator.contract.gojson import encode_any
+from emulator.runtime import PluginIdentity
 from emulator.runtime.declaration import DeclarationError, read_package
 from emulator.runtime.registry import PluginSet
 from emulator.server import management
@@ -620,3 +621,45 @@ def test_created_at_is_written_as_go_writes_a_time(plugin_copy: Path) -> None:
 
     assert declaration["created_at"] == "2025-01-01T08:30:00.12+02:00"
     assert encode_any(declaration).count('"created_at":"2025-01-01T08:30:00.12+02:00"') == 1
+
+
+def test_a_float_that_fits_an_int_field_is_truncated_as_yaml_v3_does(plugin_copy: Path) -> None:
+    provider = plugin_copy / "provider" / "echo.yaml"
+    provider.write_text(provider.read_text().replace("required: false", "max_length: 12.9"))
+
+    model = read_package(plugin_copy).declaration["model"]
+    form = model["provider_credential_schema"]["credential_form_schemas"][0]
+
+    assert form["max_length"] == 12
+
+
+class _PluginWithoutItsIcon:
+    """A loaded plugin whose directory the daemon's installer would refuse."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.identity = PluginIdentity("emulator", "echo", "0.1.0", "0" * 64)
+
+
+def test_a_plugin_the_daemon_could_not_install_fails_the_lists_loudly(plugin_copy: Path) -> None:
+    (plugin_copy / "_assets" / "icon.svg").unlink()
+    plugins = PluginSet()
+    plugins.add(_PluginWithoutItsIcon(plugin_copy))  # type: ignore[arg-type]
+    app = create_app(Settings(key=KEY), plugins)
+
+    with TestClient(app, base_url="http://daemon") as client:
+        answer = get(client, "/management/models", params={"page": 1, "page_size": 10})
+
+    status, code, error_type, message = failure(answer)
+    assert (status, code, error_type) == (200, -500, "PluginDaemonInternalServerError")
+    assert message.startswith("emulator: the daemon could not install emulator/echo:0.1.0@")
+    assert "file not found: icon.svg" in message
+
+
+def test_the_openapi_document_lists_the_management_routes(client: httpx.Client) -> None:
+    document = client.get("/_emulator/openapi.json", headers={"X-Api-Key": KEY}).json()
+
+    for route in management.ROUTES:
+        path = "/plugin/{tenant_id}" + route.path.replace("{identifier:path}", "{identifier}")
+        summary = document["paths"][path][route.method.lower()]["summary"]
+        assert summary.endswith("(not implemented by the emulator)") == (route.handler is None)

@@ -297,6 +297,8 @@ def _scalar(kind: str, node: yaml.Node) -> Any:
         return constructed
     if kind == "int" and isinstance(constructed, int) and not isinstance(constructed, bool):
         return constructed
+    if kind == "int" and isinstance(constructed, float) and abs(constructed) < 2**63:
+        return int(constructed)  # yaml.v3 truncates a float that fits an int
     is_number = isinstance(constructed, int | float) and not isinstance(constructed, bool)
     if kind == "float64" and is_number:
         return float(constructed)

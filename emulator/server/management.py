@@ -16,6 +16,7 @@ readme, ...) answer the daemon's failure envelope, HTTP 200 with -500, naming th
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import uuid
 from collections.abc import Awaitable, Callable
@@ -70,6 +71,8 @@ _PLUGIN_TAGS = frozenset(
 """manifest_entities.PluginTag values."""
 CUSTOM_TAGS.setdefault("plugin_unique_identifier", lambda v: bool(_UNIQUE_IDENTIFIER.match(v)))
 CUSTOM_TAGS.setdefault("plugin_tag", lambda value: value in _PLUGIN_TAGS)
+
+logger = logging.getLogger("emulator.server")
 
 CATEGORIES = ("tool", "model", "extension", "agent-strategy", "datasource", "trigger")
 SOURCE = "package"
@@ -323,7 +326,15 @@ class Catalog:
     def _package(self, plugin: Any) -> PluginPackage:
         key = plugin.identity.unique_identifier
         if key not in self._packages:
-            self._packages[key] = read_package(plugin.directory)
+            try:
+                self._packages[key] = read_package(plugin.directory)
+            except DeclarationError as error:
+                message = (
+                    f"emulator: the daemon could not install {key} from {plugin.directory}, "
+                    f"so it lists nothing: {error}"
+                )
+                logger.warning("%s", message)
+                raise DeclarationError(message) from None
         return self._packages[key]
 
     def created_at(self, installed: _Installed) -> str:
@@ -733,7 +744,8 @@ def add_routes(app: FastAPI) -> None:
             _endpoint(route),
             methods=[route.method],
             name=route.path,
-            summary=f"{route.method} {route.path}",
+            summary=f"{route.method} {route.path}"
+            + ("" if route.handler else " (not implemented by the emulator)"),
         )
 
 
