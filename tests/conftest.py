@@ -6,22 +6,18 @@ emulator's process, and with each of them as its own process (the subprocess run
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from starlette.testclient import TestClient
 
 from emulator.config import EXAMPLE_PLUGIN, RUNTIMES, RuntimeChoice, Settings
 from emulator.runtime import import_sdk
 from emulator.runtime.registry import PluginSet
 from emulator.server.app import create_app
-from helpers import FIXTURE_PLUGINS, KEY
+from helpers import FIXTURE_PLUGINS, KEY, live_server
 
 import_sdk()  # on the main thread, before anything else can import the SDK
 
@@ -96,21 +92,8 @@ def client(app: Any) -> Iterator[httpx.Client]:
 @pytest.fixture(scope="session")
 def live_url(app: Any) -> Iterator[str]:
     """The same app served by uvicorn on a free loopback port, for the whole session."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, server_header=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(5)
+    with live_server(app) as url:
+        yield url
 
 
 @pytest.fixture

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
@@ -14,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from emulator.config import DIFY_DEFAULT_KEY, EXAMPLE_PLUGIN, Settings
+from emulator.config import DIFY_DEFAULT_KEY, EXAMPLE_PLUGIN, RuntimeChoice, Settings
 from helpers import FIXTURE_PLUGINS, ROOT, dispatch_url, payload
 
 
@@ -47,14 +49,14 @@ def test_the_example_plugin_ships_inside_the_package() -> None:
     assert EXAMPLE_PLUGIN.is_relative_to(Path(sys.modules["emulator"].__file__ or "").parent)
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+def start_serving(plugin: str, cwd: Path, **env: str) -> tuple[str, subprocess.Popen[str]]:
+    """Run `python -m emulator serve --plugin PLUGIN` until its port answers."""
     port = free_port()
-    env = {**os.environ, "SERVER_PORT": str(port), "SERVER_KEY": "k"}
+    environ = {**os.environ, "SERVER_PORT": str(port), "SERVER_KEY": "k", **env}
     process = subprocess.Popen(
-        [sys.executable, "-m", "emulator", "serve", "--plugin", str(EXAMPLE_PLUGIN)],
-        cwd=tmp_path,
-        env=env,
+        [sys.executable, "-m", "emulator", "serve", "--plugin", plugin],
+        cwd=cwd,
+        env=environ,
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -68,6 +70,12 @@ def served(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
             assert process.poll() is None, process.stderr.read() if process.stderr else ""
             assert time.monotonic() < deadline, "the emulator did not open its port"
             time.sleep(0.1)
+    return url, process
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    url, process = start_serving(str(EXAMPLE_PLUGIN), tmp_path)
     yield url, process
     process.terminate()
     process.wait(10)
@@ -132,6 +140,14 @@ def test_the_wheel_carries_the_example_plugin(tmp_path: Path) -> None:
         (["--port", "99999"], {}, "port 99999 is not between 1 and 65535"),
         ([], {"SERVER_PORT": "abc"}, "SERVER_PORT='abc' is not a valid int"),
         ([], {"PLUGIN_MAX_EXECUTION_TIMEOUT": "-5"}, "must be positive, not -5.0"),
+        (["--runtime", "thread"], {}, "invalid choice: 'thread'"),
+        (
+            [],
+            {"EMULATOR_RUNTIME": "thread"},
+            "runtime 'thread' is not one of inprocess, subprocess",
+        ),
+        (["--plugin", "p::thread"], {}, "plugin 'p::thread': runtime 'thread' is not one of"),
+        (["--plugin", "p::inprocess=/py"], {}, "only a subprocess plugin runs under a Python"),
     ],
 )
 def test_bad_settings_are_usage_errors_not_tracebacks(
@@ -158,3 +174,52 @@ def test_the_journal_cap_comes_from_a_flag_or_the_environment() -> None:
 
     assert (from_env.journal_cap, flagged.journal_cap) == (50, 7)
     assert create_app(flagged, PluginSet()).state.journal.cap == 7
+
+
+def test_the_runtime_comes_from_a_flag_the_environment_or_the_plugins_entry(
+    tmp_path: Path,
+) -> None:
+    for name in ("a", "b"):
+        (tmp_path / "folder" / name).mkdir(parents=True)
+    env = {
+        "EMULATOR_RUNTIME": "subprocess",
+        "EMULATOR_PYTHON": "/env/python",
+        "EMULATOR_PLUGIN_DIRS": f"{tmp_path / 'folder'}::inprocess:/p::subprocess=/venv:/q",
+    }
+
+    from_env = Settings.from_env(env)
+    flagged = Settings.from_env(env, runtime="inprocess", python=Path("/flag/python"))
+
+    a, b = tmp_path / "folder" / "a", tmp_path / "folder" / "b"
+    assert from_env.plugins == (a, b, Path("/p"), Path("/q"))
+    assert [from_env.runtime_for(path) for path in from_env.plugins] == [
+        RuntimeChoice("inprocess"),
+        RuntimeChoice("inprocess"),
+        RuntimeChoice("subprocess", Path("/venv")),
+        RuntimeChoice("subprocess", Path("/env/python")),
+    ]
+    assert flagged.runtime_for(Path("/q")) == RuntimeChoice("inprocess", Path("/flag/python"))
+    assert Settings.from_env({}).runtime_for(EXAMPLE_PLUGIN) == RuntimeChoice("inprocess")
+
+
+def test_serve_runs_a_package_as_a_subprocess_and_cleans_up_on_exit(tmp_path: Path) -> None:
+    package = tmp_path / "echo.difypkg"
+    with zipfile.ZipFile(package, "w") as archive:
+        for path in sorted(EXAMPLE_PLUGIN.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                archive.write(path, path.relative_to(EXAMPLE_PLUGIN).as_posix())
+    url, process = start_serving(f"{package}::subprocess", tmp_path)
+    headers = {"X-Api-Key": "k", "X-Plugin-ID": "emulator/echo", "Content-Type": "application/json"}
+
+    response = httpx.post(
+        url + dispatch_url("llm/invoke"), json=payload("llm/invoke", True), headers=headers
+    )
+    process.send_signal(signal.SIGTERM)
+    _, log = process.communicate(timeout=20)
+
+    assert response.status_code == 200 and '"app_id\\": \\"app-9f3c\\"' in response.text
+    assert process.returncode == 0
+    loaded = re.search(r"unpacked to (\S+)\) in a subprocess \(pid (\d+), ", log)
+    assert loaded is not None, log
+    assert not Path(loaded[1]).exists()
+    assert not Path(f"/proc/{loaded[2]}").exists()

@@ -441,11 +441,11 @@ class _PluginProcess:
         with self._lock:
             orphans = list(self._sessions.values())
             self._sessions.clear()
+        self._log_exit(code, orphans)
         for session in orphans:
             session.finished.set()
-        self.exited.set()
         _running.discard(self)
-        self._log_exit(code, orphans)
+        self.exited.set()
 
     def _log_exit(self, code: int, orphans: list[_Session]) -> None:
         if self._stopping and not orphans:
