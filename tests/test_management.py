@@ -22,9 +22,10 @@ from dify_client import (
     tool_providers_transformer,
 )
 from emulator.config import EXAMPLE_PLUGIN, Settings
+from emulator.contract.declarations import EventParameter
 from emulator.contract.gojson import encode_any
 from emulator.runtime import PluginIdentity
-from emulator.runtime.declaration import DeclarationError, read_package
+from emulator.runtime.declaration import DeclarationError, decode_struct, read_package
 from emulator.runtime.registry import PluginSet
 from emulator.server import management
 from emulator.server.app import create_app
@@ -663,3 +664,34 @@ def test_the_openapi_document_lists_the_management_routes(client: httpx.Client) 
         path = "/plugin/{tenant_id}" + route.path.replace("{identifier:path}", "{identifier}")
         summary = document["paths"][path][route.method.lower()]["summary"]
         assert summary.endswith("(not implemented by the emulator)") == (route.handler is None)
+
+
+def test_omitempty_leaves_out_only_nil_pointers(plugin_copy: Path) -> None:
+    manifest = plugin_copy / "manifest.yaml"
+    manifest.write_text(manifest.read_text() + 'privacy: ""\n')
+    empty_positions = plugin_copy / "models" / "llm" / "_position.yaml"
+    empty_positions.write_text("[]\n")
+    provider = plugin_copy / "provider" / "echo.yaml"
+    provider.write_text(
+        provider.read_text().replace(
+            "  llm:\n    predefined:",
+            "  llm:\n    position: models/llm/_position.yaml\n    predefined:",
+        )
+    )
+
+    encoded = json.loads(encode_any(read_package(plugin_copy).declaration))
+
+    assert encoded["privacy"] == ""
+    assert "repo" not in encoded
+    assert encoded["model"]["position"] == {"llm": []}
+
+
+def test_an_event_parameters_zero_default_and_bounds_are_kept() -> None:
+    parameter = decode_struct(
+        EventParameter,
+        yaml.compose("name: n\ntype: number\ndefault: 0\nmin: 0\nlabel: {en_US: N}\n"),
+    )
+
+    assert encode_any(parameter) == (
+        '{"name":"n","label":{"en_US":"N"},"type":"number","required":false,"default":0,"min":0}'
+    )

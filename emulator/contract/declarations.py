@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar
 
-from emulator.contract.gojson import encode_members
-from emulator.contract.gotypes import Go, GoStruct
+from emulator.contract.gojson import encode, encode_members, encode_string, is_empty
+from emulator.contract.gotypes import Go, GoStruct, Interface, Pointer, flat_fields
 from emulator.contract.responses import I18nObject, ModelDeclaration
 
 __all__ = [
@@ -39,6 +39,20 @@ def _marshal_with_empty_lists(cls: type[GoStruct], value: dict[str, Any]) -> str
     nil_as_empty: tuple[str, ...] = getattr(cls, "nil_as_empty", ())
     filled = {**value, **{name: [] for name in nil_as_empty if value[name] is None}}
     return "{" + ",".join(encode_members(cls, filled)) + "}"
+
+
+def _omitting_as_go(cls: type[GoStruct], value: dict[str, Any]) -> str:
+    """json.Marshal's omitempty by Go kind: a pointer or an interface is left out only when
+    nil, so a pointer to 0, "" or an empty list is still written."""
+    pointers: tuple[str, ...] = getattr(cls, "pointer_slices", ())
+    members = []
+    for field in flat_fields(cls):
+        item = value[field.json_name]
+        by_nil = field.json_name in pointers or isinstance(field.gotype, Pointer | Interface)
+        if field.omitempty and (item is None if by_nil else is_empty(item)):
+            continue
+        members.append(f"{encode_string(field.json_name)}:{encode(item, field.gotype)}")
+    return "{" + ",".join(members) + "}"
 
 
 # config.go, constant.go, oauth.go ---------------------------------------------------------
@@ -138,6 +152,16 @@ class ModelPosition(GoStruct):
     tts: Annotated[list[str] | None, OMIT] = None
     speech2text: Annotated[list[str] | None, OMIT] = None
     moderation: Annotated[list[str] | None, OMIT] = None
+
+    pointer_slices: ClassVar[tuple[str, ...]] = (
+        "llm",
+        "text_embedding",
+        "rerank",
+        "tts",
+        "speech2text",
+        "moderation",
+    )
+    go_marshal = classmethod(_omitting_as_go)
 
 
 class ModelProviderDeclaration(GoStruct):
@@ -348,6 +372,8 @@ class EventParameter(GoStruct):
     options: Annotated[list[EventParameterOption] | None, OMIT] = None
     description: Annotated[I18nObject | None, OMIT] = None
 
+    go_marshal = classmethod(_omitting_as_go)
+
 
 class EventIdentity(GoStruct):
     author: str = ""
@@ -495,6 +521,8 @@ class PluginDeclaration(PluginDeclarationWithoutAdvancedFields):
     agent_strategy: Annotated[AgentStrategyProviderDeclaration | None, OMIT] = None
     datasource: Annotated[DatasourceProviderDeclaration | None, OMIT] = None
     trigger: Annotated[TriggerProviderDeclaration | None, OMIT] = None
+
+    go_marshal = classmethod(_omitting_as_go)
 
 
 PROVIDER_KINDS: dict[str, type[GoStruct]] = {
