@@ -2,10 +2,8 @@
 
 The daemon (internal/core/local_runtime) starts ``<python> -m <entrypoint>`` in the
 plugin's folder with its own environment plus ``INSTALL_METHOD=local``, writes each
-request as one JSON line to the process's stdin and reads its stdout line by line:
-the first ``heartbeat`` event marks the process ready, ``session`` events go to the
-session they name, ``log`` events are logged, and the rest is dropped. In local mode
-the SDK first prints its manifest, which is no event. Stderr is logged.
+request as one JSON line to the process's stdin, and counts the process ready at its
+first heartbeat (reading it: emulator.runtime._stdio).
 
 What happens when the process dies, as the daemon does it:
 
@@ -23,32 +21,27 @@ What happens when the process dies, as the daemon does it:
 
 from __future__ import annotations
 
-import atexit
-import collections
-import contextlib
-import json
 import logging
 import os
 import subprocess
 import sys
 import threading
 import time
-import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import yaml
 from pydantic import TypeAdapter
 
+from emulator.runtime._stdio import PluginProcess, Session, json_object
 from emulator.runtime.inprocess import (
     EventCallback,
     PluginIdentity,
     PluginLoadError,
-    StreamClosed,
     directory_checksum,
 )
-from emulator.runtime.sdk import PLUGIN_LOGGER_NAME, ProviderSummary
+from emulator.runtime.sdk import ProviderSummary
 
 START_TIMEOUT = 120.0
 """Seconds a new process has to send its first heartbeat: the daemon's MAX_HEARTBEAT_INTERVAL."""
@@ -59,12 +52,7 @@ WRITE_BUDGET = 6.0
 NO_PROPER_INSTANCE = "no proper instance\nfailed to write request"
 """The daemon's error when no instance is ready within the write budget (errors.Join text)."""
 
-STDERR_TAIL_BYTES = 1024
-"""How much stderr a load error quotes: the daemon keeps the last 1024 bytes (MAX_ERR_MSG_LEN)."""
-
 _logger = logging.getLogger("emulator.runtime")
-_plugin_logger = logging.getLogger(PLUGIN_LOGGER_NAME)
-_running: weakref.WeakSet[_PluginProcess] = weakref.WeakSet()
 _stdio_line = TypeAdapter(dict[str, Any])
 """How the SDK's StdioRequestReader parses each stdin line."""
 
@@ -120,7 +108,7 @@ class SubprocessPlugin:
         self._write_budget = write_budget
         self._start_timeout = start_timeout
         self._lock = threading.Lock()
-        self._process: _PluginProcess | None = None
+        self._process: PluginProcess | None = None
         self._closed = False
 
     @classmethod
@@ -150,9 +138,8 @@ class SubprocessPlugin:
             directory=directory,
             label=identity.plugin_id,
         )
-        plugin = cls(identity, directory, _providers(directory, manifest), launch)
-        plugin._write_budget = write_budget
-        plugin._start_timeout = start_timeout
+        providers = _providers(directory, manifest)
+        plugin = cls(identity, directory, providers, launch, write_budget, start_timeout)
         plugin._start_first_process()
         return plugin
 
@@ -178,7 +165,7 @@ class SubprocessPlugin:
         the daemon. A dead process is started again first; raise
         PluginUnavailableError if none is ready within the daemon's write budget.
         """
-        session = _Session(_session_id(request_line), on_event)
+        session = Session(_session_id(request_line), on_event)
         deadline = time.monotonic() + self._write_budget
         while True:
             process = self._ready_process(deadline)
@@ -199,7 +186,7 @@ class SubprocessPlugin:
         A line for a session that is not running, or whose process died, is dropped.
         Raise ValueError for a line that is not a `backwards_response` envelope.
         """
-        message = _json_object(line)
+        message = json_object(line)
         if message is None or message.get("event") != "backwards_response":
             raise ValueError(f"not a backwards_response line: {line[:200]!r}")
         process = self._process
@@ -229,7 +216,7 @@ class SubprocessPlugin:
         with self._lock:
             self._process = process
 
-    def _ready_process(self, deadline: float) -> _PluginProcess | None:
+    def _ready_process(self, deadline: float) -> PluginProcess | None:
         with self._lock:
             if self._closed:
                 return None
@@ -240,7 +227,7 @@ class SubprocessPlugin:
                     return None
         return process if _wait_until_ready(process, deadline) else None
 
-    def _restart(self) -> _PluginProcess | None:
+    def _restart(self) -> PluginProcess | None:
         _logger.warning("plugin %s: starting its process again", self.identity.plugin_id)
         try:
             process = self._spawn()
@@ -251,7 +238,7 @@ class SubprocessPlugin:
         _stop_if_silent(process, self._start_timeout)
         return process
 
-    def _spawn(self) -> _PluginProcess:
+    def _spawn(self) -> PluginProcess:
         launch = self._launch
         try:
             popen = subprocess.Popen(
@@ -266,9 +253,9 @@ class SubprocessPlugin:
             raise PluginLoadError(
                 f"cannot load plugin from {launch.directory}: cannot run {launch.python}: {error}"
             ) from error
-        return _PluginProcess(popen, launch.label)
+        return PluginProcess(popen, launch.label)
 
-    def _load_failure(self, process: _PluginProcess, exited: bool) -> str:
+    def _load_failure(self, process: PluginProcess, exited: bool) -> str:
         launch = self._launch
         if not exited:
             cause = f"no heartbeat within {self._start_timeout:g} s, so it was stopped"
@@ -286,182 +273,7 @@ class SubprocessPlugin:
         )
 
 
-class _Session:
-    def __init__(self, session_id: str, on_event: EventCallback) -> None:
-        self.session_id = session_id
-        self.on_event = on_event
-        self.finished = threading.Event()
-
-
-class _PluginProcess:
-    """One process of a plugin: its pipes, its reader threads and its open sessions."""
-
-    def __init__(self, popen: subprocess.Popen[bytes], label: str) -> None:
-        self._popen = popen
-        self._label = f"{label} (pid {popen.pid})"
-        self._sessions: dict[str, _Session] = {}
-        self._lock = threading.Lock()
-        self._write_lock = threading.Lock()
-        self._stderr: collections.deque[str] = collections.deque()
-        self._stderr_closed = threading.Event()
-        self._stopping = False
-        self.ready = threading.Event()
-        self.exited = threading.Event()
-        _running.add(self)
-        for target, name in ((self._read_stdout, "stdout"), (self._read_stderr, "stderr")):
-            thread = threading.Thread(target=target, name=f"plugin {self._label} {name}")
-            thread.daemon = True
-            thread.start()
-
-    @property
-    def pid(self) -> int:
-        return self._popen.pid
-
-    @property
-    def returncode(self) -> int | None:
-        return self._popen.returncode
-
-    @property
-    def label(self) -> str:
-        return self._label
-
-    def open(self, session: _Session) -> None:
-        with self._lock:
-            if session.session_id in self._sessions:
-                raise ValueError(f"session_id {session.session_id!r} is already running")
-            self._sessions[session.session_id] = session
-
-    def running(self, session_id: object) -> bool:
-        with self._lock:
-            return isinstance(session_id, str) and session_id in self._sessions
-
-    def forget(self, session: _Session) -> None:
-        with self._lock:
-            if self._sessions.get(session.session_id) is session:
-                del self._sessions[session.session_id]
-        session.finished.set()
-
-    def write(self, line: str) -> None:
-        stdin = self._popen.stdin
-        if stdin is None or self.exited.is_set():
-            raise BrokenPipeError(f"plugin {self._label} has exited")
-        with self._write_lock:
-            stdin.write(line.encode() + b"\n")
-            stdin.flush()
-
-    def stop(self) -> None:
-        """Kill the process; the stdout reader then reaps it and ends its sessions."""
-        self._stopping = True
-        with contextlib.suppress(OSError):  # it is gone already
-            self._popen.kill()
-        self.exited.wait(5)
-
-    def stderr_tail(self) -> str:
-        self._stderr_closed.wait(1)
-        text = "".join(self._stderr)
-        return text[-STDERR_TAIL_BYTES:].rstrip("\n")
-
-    def _read_stdout(self) -> None:
-        stdout = self._popen.stdout
-        assert stdout is not None
-        try:
-            for raw in iter(stdout.readline, b""):
-                line = raw.decode("utf-8", "replace").strip()
-                if line:
-                    self._handle(line)
-        finally:
-            self._reap(stdout)
-
-    def _handle(self, line: str) -> None:
-        message = _json_object(line)
-        if message is None:
-            _plugin_logger.info("plugin %s printed: %s", self._label, line[:1024])
-            return
-        event, session_id = message.get("event"), message.get("session_id")
-        with self._lock:
-            session = self._sessions.get(session_id) if isinstance(session_id, str) else None
-        if session is not None:
-            self._deliver(session, line, message)
-        elif event == "heartbeat":
-            self.ready.set()
-        elif event == "log":
-            _log_plugin_record(self._label, message.get("data"))
-        elif event == "error":
-            _plugin_logger.warning("plugin %s error event: %s", self._label, message.get("data"))
-        elif event is None and not self.ready.is_set():
-            _plugin_logger.debug("plugin %s announced its manifest: %s", self._label, line[:200])
-        else:
-            _plugin_logger.debug("plugin %s: no running session for %s", self._label, line[:200])
-
-    def _deliver(self, session: _Session, line: str, message: dict[str, Any]) -> None:
-        try:
-            session.on_event(line)
-        except StreamClosed:
-            self.forget(session)
-            return
-        except Exception:
-            _logger.exception("on_event failed for session %s", session.session_id)
-            self.forget(session)
-            return
-        data = message.get("data")
-        if (
-            message.get("event") == "session"
-            and isinstance(data, dict)
-            and data.get("type") == "end"
-        ):
-            self.forget(session)
-
-    def _read_stderr(self) -> None:
-        stderr = self._popen.stderr
-        assert stderr is not None
-        try:
-            for raw in iter(stderr.readline, b""):
-                text = raw.decode("utf-8", "replace")
-                self._keep_stderr(text)
-                if text.strip():
-                    _plugin_logger.warning("plugin %s stderr: %s", self._label, text.rstrip())
-        finally:
-            self._stderr_closed.set()
-
-    def _keep_stderr(self, text: str) -> None:
-        self._stderr.append(text)
-        while sum(map(len, self._stderr)) > STDERR_TAIL_BYTES and len(self._stderr) > 1:
-            self._stderr.popleft()
-
-    def _reap(self, stdout: IO[bytes]) -> None:
-        # The daemon kills and reaps the process once its stdout closes.
-        with contextlib.suppress(OSError):
-            self._popen.kill()
-        code = self._popen.wait()
-        stdout.close()
-        if self._popen.stdin is not None:
-            # A write into the dead pipe may have left data that cannot be flushed.
-            with contextlib.suppress(OSError):
-                self._popen.stdin.close()
-        with self._lock:
-            orphans = list(self._sessions.values())
-            self._sessions.clear()
-        self._log_exit(code, orphans)
-        for session in orphans:
-            session.finished.set()
-        _running.discard(self)
-        self.exited.set()
-
-    def _log_exit(self, code: int, orphans: list[_Session]) -> None:
-        if self._stopping and not orphans:
-            _logger.info("plugin %s stopped", self._label)
-            return
-        left = ", ".join(session.session_id for session in orphans)
-        waiting = (
-            f"; sessions {left} get nothing more and end with 'killed by timeout', as"
-            " behind the daemon"
-            if orphans
-            else ""
-        )
-        _logger.warning("plugin %s exited with code %s%s", self._label, code, waiting)
-
-
-def _wait_until_ready(process: _PluginProcess, deadline: float) -> bool:
+def _wait_until_ready(process: PluginProcess, deadline: float) -> bool:
     while not process.ready.wait(0.02):
         if process.exited.is_set() or time.monotonic() >= deadline:
             return process.ready.is_set()
@@ -478,7 +290,7 @@ def _interpreter(python: Path | str | None) -> str:
     return str(path)
 
 
-def _stop_if_silent(process: _PluginProcess, seconds: float) -> None:
+def _stop_if_silent(process: PluginProcess, seconds: float) -> None:
     """As the daemon does with an instance that sends no heartbeat in time."""
 
     def check() -> None:
@@ -494,27 +306,11 @@ def _stop_if_silent(process: _PluginProcess, seconds: float) -> None:
 
 
 def _session_id(request_line: str) -> str:
-    message = _json_object(request_line)
+    message = json_object(request_line)
     session_id = None if message is None else message.get("session_id")
     if not isinstance(session_id, str):
         raise ValueError(f"not a plugin request line: {request_line[:200]!r}")
     return session_id
-
-
-def _json_object(line: str) -> dict[str, Any] | None:
-    try:
-        value = json.loads(line)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def _log_plugin_record(label: str, data: object) -> None:
-    if not isinstance(data, dict):
-        return
-    level = logging.getLevelName(str(data.get("level", "INFO")).upper())
-    level = level if isinstance(level, int) else logging.INFO
-    _plugin_logger.log(level, "plugin %s: %s", label, data.get("message"))
 
 
 def _read_manifest(directory: Path) -> dict[str, Any]:
@@ -575,12 +371,3 @@ def _yaml(path: Path) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise ValueError(f"{path} is no mapping")
     return document
-
-
-def _stop_all() -> None:
-    for process in list(_running):
-        process.stop()
-
-
-# A plugin process whose stdin closes does not end: the SDK's reader retries forever.
-atexit.register(_stop_all)
