@@ -17,8 +17,8 @@ from emulator.backwards import Backwards
 from emulator.config import DIFY_DEFAULT_KEY, Settings
 from emulator.faults import Fault, FaultRule, Faults
 from emulator.journal import DEFAULT_CAP, Dispatch, Journal
-from emulator.runtime import InProcessPlugin, import_sdk
-from emulator.runtime.registry import PluginSet
+from emulator.runtime import import_sdk
+from emulator.runtime.registry import PluginRuntime, PluginSet
 from emulator.server.app import create_app
 from emulator.testing._inprocess import AppLoop, Interception
 from emulator.testing._live import LiveServer
@@ -77,7 +77,7 @@ class EmulatorHarness:
         self.app = create_app(
             Settings(key=key), PluginSet(), self.journal, self.faults, self.backwards
         )
-        self._plugins: dict[Path, InProcessPlugin] = {}
+        self._plugins: dict[Path, PluginRuntime] = {}
         self._serving: tuple[Path, ...] = ()
         self._interceptions: dict[str, Interception] = {}
         self._app_loop: AppLoop | None = None
@@ -120,7 +120,7 @@ class EmulatorHarness:
         if self._app_loop is not None:
             self._app_loop.close()
 
-    def _plugin(self, directory: Path) -> InProcessPlugin:
+    def _plugin(self, directory: Path) -> PluginRuntime:
         resolved = directory.resolve()
         if resolved not in self._plugins:
             (plugin,) = PluginSet.load([resolved])
