@@ -22,13 +22,20 @@ import re
 import shutil
 import subprocess
 import sys
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from emulator._matrix_checks import (
+    PluginChecks,
+    PluginLoader,
+    RouteOutcome,
+    check_plugin,
+    load_with_subprocess_runtime,
+    shorten,
+)
 from emulator.runtime import sdk_probe
 
 CACHE_ENV = "EMULATOR_SDK_CACHE"
@@ -36,7 +43,6 @@ DEFAULT_VERSIONS = ("0.7.4", "0.9.1", "0.10.2")
 READY_MARKER = ".emulator-sdk-ready"
 INSTALL_TIMEOUT = 600.0
 PROBE_TIMEOUT = 120.0
-PROBE_APP_ID = "matrix-app-id-7c41"
 _VERSION = re.compile(r"\d+(\.\d+){0,3}((a|b|rc|\.post|\.dev)\d+)?")
 
 # Names plugins import from the SDK, and the first release that has them. A name not listed
@@ -146,227 +152,6 @@ def _tail(text: str, lines: int = 5) -> str:
     return " | ".join(line.strip() for line in text.strip().splitlines()[-lines:])
 
 
-# What each dispatch route is sent: the model type it names and its own fields, shaped as
-# Dify sends them (fixtures/payloads), kept small. The plugin need not support the model:
-# an error from the plugin still shows that the SDK routed the action.
-_PROMPT: dict[str, Any] = {"prompt_messages": [{"role": "user", "content": "matrix probe"}]}
-_LLM_CALL: dict[str, Any] = {**_PROMPT, "model_parameters": {}, "tools": None, "stop": None}
-_TEXT_PART = {"content": "matrix probe", "content_type": "text"}
-_SILENT_WAV_HEX = (
-    "524946463400000057415645666d74201000000001000100401f0000803e000002001000"
-    "646174611000000000000000000000000000000000000000"
-)
-PROBE_BODIES: dict[str, tuple[str | None, dict[str, Any]]] = {
-    "llm/invoke": ("llm", {**_LLM_CALL, "stream": True}),
-    "llm/num_tokens": ("llm", {**_PROMPT, "tools": None}),
-    "text_embedding/invoke": ("text-embedding", {"texts": ["probe"], "input_type": "document"}),
-    "multimodal_embedding/invoke": (
-        "text-embedding",
-        {"documents": [_TEXT_PART], "input_type": "document"},
-    ),
-    "text_embedding/num_tokens": ("text-embedding", {"texts": ["probe"]}),
-    "rerank/invoke": ("rerank", {"query": "probe", "docs": ["probe"]}),
-    "multimodal_rerank/invoke": ("rerank", {"query": _TEXT_PART, "docs": [_TEXT_PART]}),
-    "tts/invoke": ("tts", {"content_text": "probe", "voice": "alice"}),
-    "tts/model/voices": ("tts", {"language": "en-US"}),
-    "speech2text/invoke": ("speech2text", {"file": _SILENT_WAV_HEX}),
-    "moderation/invoke": ("moderation", {"text": "probe"}),
-    "model/validate_provider_credentials": (None, {}),
-    "model/validate_model_credentials": ("llm", {}),
-    "model/schema": ("llm", {}),
-    "model/polling/start": ("llm", {**_LLM_CALL, "stream": False, "json_schema": None}),
-    "model/polling/check": ("llm", {"plugin_state": {"job": "matrix-probe"}}),
-}
-_TENANT = "00000000-0000-4000-8000-00000000a7c1"
-_KEY = "matrix-key"
-_NO_POLLING_RESULT = "no polling result received from plugin"
-_PLUGIN_INVOKE_ERROR = "PluginInvokeError"
-
-PluginLoader = Callable[[Path, Path], Any]
-"""Loads a plugin directory with an interpreter; returns a runtime plugin (start, close)."""
-
-
-@dataclass
-class RouteOutcome:
-    """How one dispatch route fared: answered, plugin error, bare end, refused, not probed."""
-
-    route: str
-    outcome: str
-    detail: str = ""
-
-
-@dataclass
-class PluginChecks:
-    """The HTTP checks of one plugin under one SDK, behind an emulator app."""
-
-    loads: bool
-    load_error: str = ""
-    app_id: str = "not checked"
-    routes: list[RouteOutcome] = field(default_factory=list)
-
-
-def load_with_subprocess_runtime(directory: Path, python: Path) -> Any:
-    """Start ``directory`` as its own process under ``python`` (the subprocess runtime)."""
-    from emulator.runtime import subprocess as subprocess_runtime
-
-    return subprocess_runtime.SubprocessPlugin.load(directory, python=python)
-
-
-def check_plugin(
-    directory: Path, python: Path, plugin_facts: dict[str, Any], loader: PluginLoader
-) -> PluginChecks:
-    """Load the plugin with ``python`` and send it the contract checks over HTTP."""
-    try:
-        plugin = loader(directory, python)
-    except Exception as error:
-        return PluginChecks(loads=False, load_error=f"{type(error).__name__}: {error}")
-    try:
-        return _checks_over_http(plugin, plugin_facts.get("providers") or [])
-    finally:
-        _close(plugin)
-
-
-def _close(plugin: Any) -> None:
-    close = getattr(plugin, "close", None)
-    if close is not None:
-        close()
-
-
-def _checks_over_http(plugin: Any, providers: list[dict[str, Any]]) -> PluginChecks:
-    with warnings.catch_warnings():
-        # Starlette prefers httpx2 for its test client; httpx is what the emulator ships with.
-        warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
-        from starlette.testclient import TestClient
-
-    from emulator.config import Settings
-    from emulator.runtime.registry import PluginSet
-    from emulator.server.app import create_app
-
-    app = create_app(Settings(key=_KEY, max_execution_timeout=30), PluginSet([plugin]))
-    headers = {"X-Api-Key": _KEY, "X-Plugin-ID": plugin.identity.plugin_id}
-    with TestClient(app, base_url="http://daemon", headers=headers) as client:
-        routes = [_route_outcome(client, path, providers) for path in _served_routes()]
-        app_id = _app_id_seen(client, providers)
-    return PluginChecks(loads=True, app_id=app_id, routes=routes)
-
-
-def _served_routes() -> list[str]:
-    from emulator.contract.routes import ROUTES
-
-    return [route.path for route in ROUTES]
-
-
-def _body(path: str, providers: list[dict[str, Any]], app_id: str | None = None) -> Any:
-    model_type, fields = PROBE_BODIES[path]
-    provider, model = _model_for(model_type, providers)
-    data: dict[str, Any] = {"provider": provider, "credentials": {"api_key": "matrix"}, **fields}
-    if model_type is not None:
-        data |= {"model_type": model_type, "model": model}
-    if path == "tts/invoke":
-        data["tenant_id"] = _TENANT
-    body: dict[str, Any] = {"data": data, "user_id": "matrix-user"}
-    if app_id is not None:
-        body["app_id"] = app_id
-    return body
-
-
-def _model_for(model_type: str | None, providers: list[dict[str, Any]]) -> tuple[str, str]:
-    """The first declared model of this type, else the first provider and a made-up model."""
-    for provider in providers:
-        names = provider["models"].get(model_type) or []
-        if names:
-            return provider["name"], names[0]
-    first = providers[0]["name"] if providers else "matrix-probe"
-    return first, "matrix-probe-model"
-
-
-def _post(client: Any, path: str, body: Any) -> tuple[int, list[dict[str, Any]]]:
-    """The status and the answer's items (the SSE items, or the one plain JSON answer)."""
-    response = client.post(f"/plugin/{_TENANT}/dispatch/{path}", json=body)
-    if response.headers.get("content-type", "").startswith("text/event-stream"):
-        lines = response.text.split("\n\n")
-        items = [json.loads(line[len("data: ") :]) for line in lines if line.startswith("data: ")]
-        return response.status_code, items
-    return response.status_code, [response.json()]
-
-
-def _route_outcome(client: Any, path: str, providers: list[dict[str, Any]]) -> RouteOutcome:
-    if path not in PROBE_BODIES:
-        return RouteOutcome(path, "not probed", "the matrix has no request body for it")
-    status, items = _post(client, path, _body(path, providers))
-    errors = [item for item in items if item.get("code") != 0]
-    if errors and _outer_error_type(errors[0]) != _PLUGIN_INVOKE_ERROR:
-        return RouteOutcome(path, "refused", f"HTTP {status}: {_error_text(errors[0])}")
-    if errors and _error_text(errors[0]).endswith(_NO_POLLING_RESULT):
-        return RouteOutcome(path, "bare end", "the SDK ended the session without an answer")
-    if errors:
-        return RouteOutcome(path, "plugin error", _error_text(errors[0]))
-    if not items:
-        return RouteOutcome(path, "bare end", "the SDK ended the session without an answer")
-    return RouteOutcome(path, "answered", f"{len(items)} item(s)")
-
-
-def _outer_error_type(item: dict[str, Any]) -> str:
-    """The daemon's own error type: PluginInvokeError when the plugin's session produced it."""
-    try:
-        outer = json.loads(str(item.get("message", "")))
-    except ValueError:
-        return ""
-    return str(outer.get("error_type", "")) if isinstance(outer, dict) else ""
-
-
-def _error_text(item: dict[str, Any]) -> str:
-    """The innermost error type and message: the daemon nests the plugin's error as JSON."""
-    error_type, message = "", str(item.get("message", ""))
-    for _ in range(4):
-        try:
-            nested = json.loads(message)
-        except ValueError:
-            break
-        if not (isinstance(nested, dict) and "error_type" in nested):
-            break
-        error_type, message = str(nested["error_type"]), str(nested.get("message", ""))
-    return _shorten(f"{error_type}: {message}" if error_type else message)
-
-
-def _shorten(text: str, limit: int = 160) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _app_id_seen(client: Any, providers: list[dict[str, Any]]) -> str:
-    """Does model code see the app_id sent? Only a plugin that echoes its session can tell."""
-    status, items = _post(client, "llm/invoke", _body("llm/invoke", providers, PROBE_APP_ID))
-    errors = [item for item in items if item.get("code") != 0]
-    if status != 200 or errors or not items:
-        problem = _error_text(errors[0] if errors else items[0]) if items else "no answer"
-        return f"not observable (llm/invoke: HTTP {status}: {problem})"
-    if PROBE_APP_ID in json.dumps(items):
-        return "yes"
-    seen = _echoed_app_id(items)
-    if seen is not _NOTHING_ECHOED:
-        return f"no (model code saw app_id {json.dumps(seen)})"
-    return "not observable (the plugin's answer does not show its session)"
-
-
-_NOTHING_ECHOED = object()
-
-
-def _echoed_app_id(items: list[dict[str, Any]]) -> Any:
-    """The app_id a session-echoing plugin (like emulator/bundled/echo) wrote, if any."""
-    for item in items:
-        message = ((item.get("data") or {}).get("delta") or {}).get("message") or {}
-        content = message.get("content")
-        for line in content.splitlines() if isinstance(content, str) else []:
-            try:
-                echoed = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(echoed, dict) and "app_id" in echoed:
-                return echoed["app_id"]
-    return _NOTHING_ECHOED
-
-
 @dataclass
 class VersionReport:
     """Everything the matrix learnt about one dify-plugin version."""
@@ -447,7 +232,7 @@ def explain_load_failure(cause: str, report: VersionReport, reports: list[Versio
     ):
         model, location, value = refused.groups()
         return f"does not know {value} ({model} {location})"
-    return _shorten(cause.strip().splitlines()[-1] if cause.strip() else "no reason given")
+    return shorten(cause.strip().splitlines()[-1] if cause.strip() else "no reason given")
 
 
 def _needs(name: str, report: VersionReport, reports: list[VersionReport]) -> str:
@@ -512,6 +297,7 @@ def _version_json(matrix: Matrix, report: VersionReport) -> dict[str, Any]:
         "load_error": (checks.load_error or None) if checks else None,
         "explanation": report.explanation or None,
         "app_id": checks.app_id if checks else None,
+        "tool_app_id": checks.tool_app_id if checks else None,
         "http": [asdict(outcome) for outcome in checks.routes] if checks else [],
     }
 
@@ -555,15 +341,23 @@ def _summary_rows(matrix: Matrix, notes: list[str]) -> list[Row]:
         (f"requirements.txt ({pin}) allows it", allowed),
         ("get_current_session", [_yes_no(_has_session(r)) for r in reports]),
         ("loads the plugin", [_loads(r, notes) for r in reports]),
-        ("app_id reaches model code", [_app_id_cell(r, notes) for r in reports]),
+        (
+            "app_id reaches model code",
+            [_app_id_cell(r, "app_id", notes) for r in reports],
+        ),
+        (
+            "app_id reaches tool code",
+            [_app_id_cell(r, "tool_app_id", notes) for r in reports],
+        ),
     ]
 
 
-def _app_id_cell(report: VersionReport, notes: list[str]) -> str:
+def _app_id_cell(report: VersionReport, check: str, notes: list[str]) -> str:
     if report.checks is None or not report.checks.loads:
         return "-"
-    verdict, _, detail = report.checks.app_id.partition(" (")
-    if not detail:
+    found: str = getattr(report.checks, check)
+    verdict, _, detail = found.partition(" (")
+    if not detail or verdict == "n/a":
         return verdict
     notes.append(f"[{len(notes) + 1}] {report.version}: app_id {verdict}: {detail.rstrip(')')}")
     return f"{verdict} [{len(notes)}]"
@@ -595,7 +389,7 @@ def _loads(report: VersionReport, notes: list[str]) -> str:
         return "-"
     if report.checks.loads:
         return "yes"
-    notes.append(f"[{len(notes) + 1}] {report.version}: {_shorten(_load_cause(report), 300)}")
+    notes.append(f"[{len(notes) + 1}] {report.version}: {shorten(_load_cause(report), 300)}")
     return f"no: {report.explanation} [{len(notes)}]"
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,10 @@ from typing import Any
 import pytest
 
 from emulator import matrix
+from emulator._matrix_checks import PROBE_BODIES
 from emulator.config import EXAMPLE_PLUGIN
 from emulator.runtime import PluginIdentity
+from helpers import FIXTURE_PLUGINS, ROOT
 
 # Creating an environment downloads and installs the SDK; later runs reuse it.
 sdk_environments = pytest.mark.timeout(900)
@@ -73,6 +76,29 @@ def test_the_probe_reads_the_router_table_of_the_sdk_it_runs_under() -> None:
     assert ("tool", "get_tool_runtime_parameters") not in routes
     assert "get_current_session" in facts["exports"]
     assert facts["plugin"]["providers"][0]["models"]["llm"] == ["echo-1"]
+
+
+def _is_model(path: str) -> bool:
+    return PROBE_BODIES[path][0] not in {
+        "tool",
+        "tool provider",
+        "tool action",
+        "agent strategy",
+        "datasource",
+        "trigger",
+        "other",
+    }
+
+
+def test_the_probe_takes_a_plugin_folder_relative_to_the_working_directory() -> None:
+    probe = [sys.executable, "-I", matrix.sdk_probe.__file__, "fixtures/plugins/tool_echo"]
+
+    done = subprocess.run(probe, cwd=ROOT, capture_output=True, text=True, check=True)
+
+    plugin = json.loads(done.stdout)["plugin"]
+    assert plugin["name"] == "tool_echo"
+    assert plugin["tools"] == {"tool_echo": ["echo_ids", "blob", "storage_get"]}
+    assert plugin["providers"] == []
 
 
 def _report(version: str, exports: list[str] = ()) -> matrix.VersionReport:  # type: ignore[assignment]
@@ -159,13 +185,19 @@ class _EndsAtOnce:
 def test_a_bare_end_is_told_apart_from_an_answer_over_http(tmp_path: Path) -> None:
     plugin = _EndsAtOnce(tmp_path)
 
+    declared = {"providers": [{"name": "p", "models": {"llm": ["m"]}}], "tools": {"t": ["x"]}}
+
     checks = matrix.check_plugin(tmp_path, Path("python"), {}, lambda directory, python: plugin)
+    named = matrix.check_plugin(tmp_path, Path("python"), declared, lambda d, p: _EndsAtOnce(d))
 
     outcomes = {outcome.route: outcome.outcome for outcome in checks.routes}
     assert outcomes["llm/invoke"] == "bare end"
     assert outcomes["model/polling/start"] == "bare end"
-    assert set(outcomes[path] for path in matrix.PROBE_BODIES) == {"bare end"}
-    assert checks.app_id.startswith("not observable")
+    assert {outcomes[path] for path in PROBE_BODIES} == {"bare end"}
+    assert checks.app_id == "n/a (the plugin declares no llm model)"
+    assert checks.tool_app_id == "n/a (the plugin declares no tool)"
+    assert named.app_id.startswith("not observable (llm/invoke: HTTP 200")
+    assert named.tool_app_id.startswith("not observable (tool/invoke: HTTP 200")
     assert plugin.closed
 
 
@@ -191,8 +223,12 @@ def test_echo_loads_under_0_10_2_and_sees_the_app_id(echo_matrix: matrix.Matrix)
     assert newest.facts["sdk_version"] == "0.10.2"
     assert newest.checks is not None and newest.checks.loads
     assert newest.checks.app_id == "yes"
-    answered = {o.route for o in newest.checks.routes if o.outcome == "answered"}
-    assert set(matrix.PROBE_BODIES) <= answered
+    outcomes = {o.route: o.outcome for o in newest.checks.routes}
+    model_routes = [path for path in PROBE_BODIES if _is_model(path)]
+    assert len(model_routes) == 16
+    assert {outcomes[path] for path in model_routes} == {"answered"}
+    assert outcomes["tool/get_runtime_parameters"] == "bare end"
+    assert outcomes["tool/invoke"] == "plugin error"
 
 
 @sdk_environments
@@ -223,6 +259,22 @@ def test_the_table_shows_what_differs_between_versions(echo_matrix: matrix.Matri
     assert row("request field model/invoke_text_embedding.input_type") == ["no", "yes"]
     assert row("POST .../dispatch/llm/invoke") == ["-", "answered"]
     assert any(line.startswith("[1] 0.9.1: ImportError: cannot import name") for line in lines)
+
+
+@sdk_environments
+def test_a_tool_sees_the_app_id_under_0_9_1_too() -> None:
+    found = matrix.run_matrix(FIXTURE_PLUGINS / "tool_echo", ["0.9.1", "0.10.2"])
+
+    for report in found.versions:
+        assert report.checks is not None and report.checks.loads
+        assert report.checks.tool_app_id == "yes"
+        assert report.checks.app_id == "n/a (the plugin declares no llm model)"
+        outcomes = {o.route: o.outcome for o in report.checks.routes}
+        assert outcomes["tool/invoke"] == "answered"
+        assert outcomes["tool/get_runtime_parameters"] == "bare end"
+    table = matrix.render(found)
+    assert "app_id reaches tool code" in table
+    assert matrix.pinned_versions_failing(found) == []
 
 
 @sdk_environments
@@ -260,7 +312,7 @@ def test_an_older_sdk_runs_a_tolerant_plugin_without_the_app_id(tmp_path: Path) 
 
     oldest, older = found.versions
     assert older.checks is not None and older.checks.loads
-    assert older.checks.app_id == "no (model code saw app_id null)"
+    assert older.checks.app_id == "no (plugin code saw app_id null)"
     assert oldest.checks is not None and not oldest.checks.loads
     assert oldest.explanation == "does not know 'polling' (ModelProviderConfiguration features.0)"
     routed_0_7_4 = {(r["type"], r["action"]) for r in oldest.facts["routes"]}

@@ -174,8 +174,9 @@ def _registration_facts(directory: str) -> dict[str, Any]:
     from dify_plugin import DifyPluginEnv
     from dify_plugin.core.plugin_registration import PluginRegistration
 
+    directory = os.path.abspath(directory)
     os.chdir(directory)
-    sys.path.insert(0, os.path.abspath(directory))
+    sys.path.insert(0, directory)
     try:
         registration = PluginRegistration(DifyPluginEnv(_env_file=None))
     except BaseException as error:
@@ -186,7 +187,15 @@ def _registration_facts(directory: str) -> dict[str, Any]:
         "name": configuration.name,
         "version": configuration.version,
         "providers": [_provider(config) for config in registration.models_configuration],
+        "tools": _names_by_provider(registration, "tools_mapping", 2),
+        "agent_strategies": _names_by_provider(registration, "agent_strategies_mapping", 1),
     }
+
+
+def _names_by_provider(registration: Any, mapping: str, names_at: int) -> dict[str, list[str]]:
+    """Provider name -> its tools (or strategies) in declaration order, from its tables."""
+    table = getattr(registration, mapping, None) or {}
+    return {str(provider): list(entry[names_at]) for provider, entry in table.items()}
 
 
 def _provider(config: Any) -> dict[str, Any]:
