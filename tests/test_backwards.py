@@ -27,10 +27,10 @@ from emulator.backwards import (
     length_prefixed_chunks,
     permission_denial,
 )
-from emulator.config import Settings
+from emulator.config import RuntimeChoice, Settings
 from emulator.contract.gojson import parse_value
 from emulator.journal import Journal
-from emulator.runtime.registry import PluginSet
+from emulator.runtime.registry import PluginSet, load_plugin
 from emulator.server.app import create_app
 from emulator.server.streaming import CallsBack
 from emulator.sessions import Invoke
@@ -667,3 +667,14 @@ def test_settings_read_the_daemons_env_names() -> None:
     assert settings == BackwardsSettings("http://127.0.0.1:5001", "secret", 5.0, 1.5)
     with pytest.raises(ValueError, match="DIFY_BACKWARDS_INVOCATION_WRITE_TIMEOUT"):
         BackwardsSettings.from_env({"DIFY_BACKWARDS_INVOCATION_WRITE_TIMEOUT": "soon"})
+
+
+def test_a_plugin_in_its_own_process_gets_its_answer_too() -> None:
+    plugin = load_plugin(FIXTURE_PLUGINS / "tool_echo", RuntimeChoice(runtime="subprocess"))
+    try:
+        emulator = Emulator(PluginSet([plugin]))
+        emulator.backwards.handle("storage", lambda call: b"over stdin")
+
+        assert texts_of(emulator.storage_get("greeting")) == ["over stdin"]
+    finally:
+        plugin.close()
