@@ -89,6 +89,22 @@ class DifyModelType(StrEnum):
     TTS = "tts"
 
 
+class DifyModelFeature(StrEnum):
+    """Newest Dify's list (graphon): `polling` is unknown to older releases, whose parse of a
+    provider list fails on it."""
+
+    TOOL_CALL = "tool-call"
+    MULTI_TOOL_CALL = "multi-tool-call"
+    AGENT_THOUGHT = "agent-thought"
+    VISION = "vision"
+    STREAM_TOOL_CALL = "stream-tool-call"
+    DOCUMENT = "document"
+    VIDEO = "video"
+    AUDIO = "audio"
+    STRUCTURED_OUTPUT = "structured-output"
+    POLLING = "polling"
+
+
 class DifyConfigurateMethod(StrEnum):
     PREDEFINED_MODEL = "predefined-model"
     CUSTOMIZABLE_MODEL = "customizable-model"
@@ -162,7 +178,7 @@ class DifyAIModelEntity(BaseModel):
     model: str
     label: DifyI18nObject
     model_type: DifyModelType
-    features: list[str] | None = None
+    features: list[DifyModelFeature] | None = None
     fetch_from: DifyConfigurateMethod
     model_properties: dict[str, Any]
     deprecated: bool = False
