@@ -593,23 +593,68 @@ def test_model_globs_do_not_cross_directories(plugin_copy: Path) -> None:
     assert "echo-tts" not in [model["model"] for model in models]
 
 
-def test_a_credentials_map_becomes_a_named_list(tmp_path: Path) -> None:
-    copy = tmp_path / "tool_echo"
-    if not (FIXTURE_PLUGINS / "tool_echo").is_dir():
-        pytest.skip("fixtures/plugins/tool_echo is not written yet")
-    shutil.copytree(FIXTURE_PLUGINS / "tool_echo", copy)
-    provider = copy / "provider" / "tool_echo.yaml"
-    head = "identity:\n" + provider.read_text().split("identity:\n", 1)[1].split("\ntools:")[0]
-    tools = "\ntools:" + provider.read_text().split("\ntools:", 1)[1]
-    credentials = (
-        "credentials_for_provider:\n  token:\n    type: secret-input\n    label:\n      en_US: T\n"
+MINIMAL_TOOL_PLUGIN = {
+    "manifest.yaml": """\
+version: 0.0.1
+type: plugin
+author: someone
+name: minimal
+label: {en_US: Minimal}
+description: {en_US: The plugin's description.}
+icon: icon.svg
+tags: [search]
+plugins:
+  tools: [provider.yaml]
+created_at: 2025-01-01T00:00:00Z
+""",
+    "provider.yaml": """\
+identity:
+  author: someone
+  name: minimal
+  label: {en_US: Minimal}
+  description: {en_US: ""}
+  icon: icon.svg
+credentials_for_provider:
+  token:
+    type: secret-input
+    label: {en_US: Token}
+tools:
+  - tool.yaml
+  - identity: {author: someone, name: inline, label: {en_US: Inline}}
+    description: {human: {en_US: Inline}, llm: Inline}
+""",
+    "tool.yaml": """\
+identity: {author: someone, name: listed, label: {en_US: Listed}}
+description: {human: {en_US: Listed}, llm: Listed}
+parameters:
+  - {name: q, type: string, form: llm, label: {en_US: Q}, human_description: {en_US: Q}}
+""",
+    "_assets/icon.svg": "<svg/>",
+}
+
+
+def test_a_tool_provider_as_the_daemon_decodes_it(tmp_path: Path) -> None:
+    for name, text in MINIMAL_TOOL_PLUGIN.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(text)
+
+    package = read_package(tmp_path)
+    tool = package.declaration["tool"]
+
+    assert package.category == "tool"
+    # a credentials map becomes a list, each entry named by its key
+    assert [(c["name"], c["type"]) for c in tool["credentials_schema"]] == [
+        ("token", "secret-input")
+    ]
+    # inline tools first, then the listed files, as the decoder appends them
+    assert [t["identity"]["name"] for t in tool["tools"]] == ["inline", "listed"]
+    # the manifest's description and tags fill the provider's empty ones
+    assert encode_any(tool["identity"]["description"]) == '{"en_US":"The plugin\'s description."}'
+    assert tool["identity"]["tags"] == ["search"]
+    assert tool["tools"][0]["parameters"] is None
+    assert encode_any(tool["tools"][0]).endswith(
+        '"parameters":null,"has_runtime_parameters":false}'
     )
-    kept = "\n".join(line for line in head.splitlines() if not line.startswith("credentials"))
-    provider.write_text(kept + "\n" + credentials + tools.split("\noauth_schema")[0])
-
-    schema = read_package(copy).declaration["tool"]["credentials_schema"]
-
-    assert [(config["name"], config["type"]) for config in schema] == [("token", "secret-input")]
 
 
 def test_created_at_is_written_as_go_writes_a_time(plugin_copy: Path) -> None:
