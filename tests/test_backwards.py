@@ -348,6 +348,48 @@ def test_bad_storage_requests_get_the_daemons_errors(
     ]
 
 
+def test_storage_keeps_the_daemons_limits() -> None:
+    backwards = Backwards(BackwardsSettings())
+    quota = 1048576  # tool_echo's manifest: permission.storage.size
+    half = "00" * (quota // 2)
+
+    assert call(backwards, "storage", {"opt": "set", "key": "a", "value": half})[0][0] == "response"
+    assert call(backwards, "storage", {"opt": "set", "key": "a", "value": half})[0][0] == "response"
+    assert call(backwards, "storage", {"opt": "set", "key": "b", "value": half + "00"})[0] == (
+        "error",
+        "save data failed: allocated size is greater than max storage size",
+        None,
+    )
+    assert call(backwards, "storage", {"opt": "set", "key": "k" * 257, "value": ""})[0][1] == (
+        "save data failed: key length must be less than 256 characters"
+    )
+
+
+@pytest.mark.parametrize(
+    ("opt", "message"),
+    [
+        ("get", "load data failed, please check if the key is correct or you have not set it"),
+        ("set", "save data failed: invalid key: path traversal attempt detected"),
+        ("del", "delete data failed: invalid key: path traversal attempt detected"),
+        ("exist", "exist data failed: invalid key: path traversal attempt detected"),
+    ],
+)
+def test_a_key_that_leaves_the_plugins_folder_is_refused(opt: str, message: str) -> None:
+    backwards = Backwards(BackwardsSettings())
+
+    events = call(backwards, "storage", {"opt": opt, "key": "../other/secret", "value": ""})
+
+    assert events[0] == ("error", message, None)
+
+
+def test_a_key_that_cleans_to_a_plain_path_is_allowed() -> None:
+    backwards = Backwards(BackwardsSettings())
+
+    call(backwards, "storage", {"opt": "set", "key": "a/../b//c", "value": "00"})
+
+    assert backwards.storage.get(TENANT, TOOL_ECHO, "a/../b//c") == b"\x00"
+
+
 # refusals ------------------------------------------------------------------------------------
 
 

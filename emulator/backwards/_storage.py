@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import posixpath
 import threading
 from typing import Any
 
 from emulator.backwards._calls import Answer, BackwardsCall, go_format
+from emulator.backwards._permissions import declared_permission
 
 STORAGE_MISSING = "load data failed, please check if the key is correct or you have not set it"
+MAX_KEY_LENGTH = 256
 
 
 class MemoryStorage:
@@ -40,25 +43,75 @@ class MemoryStorage:
             answer.error(f"unmarshal backwards invoke request failed: {problem}")
             return
         where = (call.tenant_id, call.plugin_id, key)
+        traversal = _path_traversal(key)
         if opt == "get":
-            value = self.get(*where)
+            value = None if traversal else self.get(*where)
             if value is None:
                 answer.error(STORAGE_MISSING)
             else:
                 answer.response("struct", {"data": value.hex()})
         elif opt == "set":
-            data, hex_problem = _go_hex_decode(str(call.request.get("value", "")))
-            if hex_problem is not None:
-                answer.error(f"decode data failed: {hex_problem}")
-                return
-            self.set(*where, data)
-            answer.response("struct", {"data": "ok"})
+            self._save(call, where, traversal, answer)
+        elif traversal:
+            verb = "delete" if opt == "del" else "exist"
+            answer.error(f"{verb} data failed: {traversal}")
         elif opt == "del":
             deleted = self.delete(*where)
             answer.response("struct", {"data": "ok", "deleted_num": int(deleted)})
         else:
             exists = self.get(*where) is not None
             answer.response("struct", {"data": exists, "exist_num": int(exists)})
+
+    def _save(
+        self,
+        call: BackwardsCall,
+        where: tuple[str, str, str],
+        traversal: str | None,
+        answer: Answer,
+    ) -> None:
+        data, hex_problem = _go_hex_decode(str(call.request.get("value", "")))
+        if hex_problem is not None:
+            answer.error(f"decode data failed: {hex_problem}")
+            return
+        with self._lock:
+            problem = traversal or self._refusal(where, len(data), _quota(call))
+            if problem is None:
+                self._values[where] = data
+        if problem is not None:
+            answer.error(f"save data failed: {problem}")
+            return
+        answer.response("struct", {"data": "ok"})
+
+    def _refusal(self, where: tuple[str, str, str], size: int, quota: int | None) -> str | None:
+        """Persistence.Save's checks after the path: key length, then the plugin's quota."""
+        tenant_id, plugin_id, key = where
+        if len(key) > MAX_KEY_LENGTH:
+            return "key length must be less than 256 characters"
+        used = sum(
+            len(value)
+            for (tenant, plugin, other), value in self._values.items()
+            if (tenant, plugin) == (tenant_id, plugin_id) and other != key
+        )
+        if quota is not None and used + size > quota:
+            return "allocated size is greater than max storage size"
+        return None
+
+
+def _quota(call: BackwardsCall) -> int | None:
+    """`resource.permission.storage.size` of the manifest (None: the daemon's own limit)."""
+    storage = declared_permission(call.caller.plugin_directory).get("storage")
+    size = storage.get("size") if isinstance(storage, dict) else None
+    return size if isinstance(size, int) and not isinstance(size, bool) else None
+
+
+def _path_traversal(key: str) -> str | None:
+    """Persistence.checkPathTraversal: Go's path.Clean, then no `..`, `//` or backslash."""
+    cleaned = posixpath.normpath(key) if key else "."
+    if cleaned.startswith("//"):
+        cleaned = "/" + cleaned.lstrip("/")
+    if ".." in cleaned or "//" in cleaned or "\\" in cleaned:
+        return "invalid key: path traversal attempt detected"
+    return None
 
 
 def _storage_request(request: dict[str, Any]) -> tuple[str, str, str | None]:
