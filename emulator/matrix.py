@@ -36,7 +36,8 @@ from emulator._matrix_checks import (
     load_with_subprocess_runtime,
     shorten,
 )
-from emulator.runtime import sdk_probe
+from emulator.runtime import PluginLoadError, sdk_probe
+from emulator.runtime.packages import is_package, unpack
 
 CACHE_ENV = "EMULATOR_SDK_CACHE"
 DEFAULT_VERSIONS = ("0.7.4", "0.9.1", "0.10.2")
@@ -336,7 +337,7 @@ def _summary_rows(matrix: Matrix, notes: list[str]) -> list[Row]:
     pin = matrix.requirement or "no dify_plugin line"
     allowed = [_yes_no(requirement_allows(matrix.requirement, r.version)) for r in reports]
     return [
-        ("environment", [_noted(_environment(r), r, notes) for r in reports]),
+        ("environment", [_environment(r, notes) for r in reports]),
         ("python", [r.facts.get("python") or "-" for r in reports]),
         (f"requirements.txt ({pin}) allows it", allowed),
         ("get_current_session", [_yes_no(_has_session(r)) for r in reports]),
@@ -359,22 +360,20 @@ def _app_id_cell(report: VersionReport, check: str, notes: list[str]) -> str:
     verdict, _, detail = found.partition(" (")
     if not detail or verdict == "n/a":
         return verdict
-    notes.append(f"[{len(notes) + 1}] {report.version}: app_id {verdict}: {detail.rstrip(')')}")
-    return f"{verdict} [{len(notes)}]"
+    return _noted(verdict, f"{report.version}: app_id {verdict}: {detail.rstrip(')')}", notes)
 
 
-def _environment(report: VersionReport) -> str:
+def _environment(report: VersionReport, notes: list[str]) -> str:
     if report.setup_error:
-        return "failed"
+        return _noted("failed", f"{report.version}: {report.setup_error}", notes)
     if error := _probe_error(report.facts):
-        return f"probe failed: {error}"
-    return "ready" if report.facts.get("sdk_version") == report.version else "wrong version"
+        return _noted("probe failed", f"{report.version}: {error}", notes)
+    installed = report.facts.get("sdk_version")
+    return "ready" if installed == report.version else f"ready ({installed} installed)"
 
 
-def _noted(cell: str, report: VersionReport, notes: list[str]) -> str:
-    if not report.setup_error:
-        return cell
-    notes.append(f"[{len(notes) + 1}] {report.version}: {report.setup_error}")
+def _noted(cell: str, note: str, notes: list[str]) -> str:
+    notes.append(f"[{len(notes) + 1}] {shorten(note, 300)}")
     return f"{cell} [{len(notes)}]"
 
 
@@ -389,8 +388,7 @@ def _loads(report: VersionReport, notes: list[str]) -> str:
         return "-"
     if report.checks.loads:
         return "yes"
-    notes.append(f"[{len(notes) + 1}] {report.version}: {shorten(_load_cause(report), 300)}")
-    return f"no: {report.explanation} [{len(notes)}]"
+    return _noted(f"no: {report.explanation}", f"{report.version}: {_load_cause(report)}", notes)
 
 
 def _yes_no(value: bool | None) -> str:
@@ -463,7 +461,7 @@ def add_matrix_command(commands: Any) -> argparse.ArgumentParser:
         description="Exit 0 when every version the plugin's requirements.txt allows loads "
         "it, 1 when one does not, 2 on bad input.",
     )
-    matrix.add_argument("plugin", type=Path, help="the plugin directory")
+    matrix.add_argument("plugin", type=Path, help="the plugin folder or .difypkg package")
     matrix.add_argument(
         "--sdk",
         action="append",
@@ -488,23 +486,37 @@ def add_matrix_command(commands: Any) -> argparse.ArgumentParser:
 def matrix_command(args: argparse.Namespace) -> int:
     """Run ``python -m emulator matrix``; see :func:`add_matrix_command` for the exit status."""
     versions = args.sdk or list(DEFAULT_VERSIONS)
-    if not (args.plugin / "manifest.yaml").is_file():
-        print(f"matrix: {args.plugin}: no manifest.yaml, not a plugin directory", file=sys.stderr)
-        return 2
     try:
         for version in versions:
             checked_version(version)
-    except MatrixError as error:
+        with _plugin_folder(args.plugin) as folder:
+            if not args.verbose:
+                # The plugins' own stderr and logs; the table's notes carry what matters.
+                logging.getLogger("emulator").addHandler(logging.NullHandler())
+            matrix = run_matrix(
+                folder, versions, args.cache, base_python=args.python, progress=_to_stderr
+            )
+    except (MatrixError, PluginLoadError) as error:
         print(f"matrix: {error}", file=sys.stderr)
         return 2
-    if not args.verbose:
-        # The plugins' own stderr and logs; the table's notes carry what matters.
-        logging.getLogger("emulator").addHandler(logging.NullHandler())
-    matrix = run_matrix(
-        args.plugin, versions, args.cache, base_python=args.python, progress=_to_stderr
-    )
+    matrix.plugin = args.plugin
     print(json.dumps(as_json(matrix), indent=2) if args.json else render(matrix))
     return 1 if pinned_versions_failing(matrix) else 0
+
+
+@contextmanager
+def _plugin_folder(plugin: Path) -> Iterator[Path]:
+    """The plugin's folder; a .difypkg package is unpacked into a private one for the run."""
+    if is_package(plugin):
+        unpacked = unpack(plugin)
+        try:
+            yield Path(unpacked.name)
+        finally:
+            unpacked.cleanup()
+        return
+    if not (plugin / "manifest.yaml").is_file():
+        raise MatrixError(f"{plugin}: no manifest.yaml, not a plugin folder or .difypkg")
+    yield plugin
 
 
 def _to_stderr(message: str) -> None:

@@ -12,6 +12,7 @@ import json
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,29 @@ def test_a_failed_creation_names_the_version_and_leaves_nothing_ready(tmp_path: 
 
     assert not (half_built / "leftover").exists()
     assert not (half_built / matrix.READY_MARKER).exists()
+
+
+def test_a_version_that_cannot_be_set_up_is_a_row_with_its_reason(tmp_path: Path) -> None:
+    found = matrix.run_matrix(EXAMPLE_PLUGIN, ["0.9.1"], tmp_path, base_python="false")
+
+    report = found.versions[0]
+    assert report.setup_error.startswith("dify-plugin 0.9.1: `false -m venv")
+    assert report.checks is None
+    lines = matrix.render(found).splitlines()
+    assert next(line for line in lines if line.startswith("environment")).endswith("failed [1]")
+    assert next(line for line in lines if line.startswith("loads the plugin")).endswith(" -")
+    assert any(line.startswith("[1] 0.9.1: dify-plugin 0.9.1: `false") for line in lines)
+
+
+def test_an_sdk_that_cannot_be_imported_is_reported_not_raised(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("INSTALL_METHOD", "bogus")
+
+    facts = matrix.probe_sdk(matrix.SdkEnvironment("0.10.2", Path(sys.prefix)))
+
+    assert facts["import_error"].startswith("ValidationError: ")
+    assert "routes" not in facts
 
 
 def test_the_probe_reads_the_router_table_of_the_sdk_it_runs_under() -> None:
@@ -330,7 +354,7 @@ def test_the_command_refuses_a_folder_without_a_manifest(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert _command(["matrix", str(tmp_path), "--sdk", "0.10.2"]) == 2
-    assert "no manifest.yaml" in capsys.readouterr().err
+    assert "no manifest.yaml, not a plugin folder or .difypkg" in capsys.readouterr().err
 
 
 def test_the_command_refuses_a_version_that_is_no_release_number(
@@ -338,6 +362,24 @@ def test_the_command_refuses_a_version_that_is_no_release_number(
 ) -> None:
     assert _command(["matrix", str(EXAMPLE_PLUGIN), "--sdk", "0.10.2", "--sdk", "x"]) == 2
     assert "'x': expected a release number" in capsys.readouterr().err
+
+
+@sdk_environments
+def test_the_command_takes_a_difypkg_package(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    package = tmp_path / "echo.difypkg"
+    with zipfile.ZipFile(package, "w") as archive:
+        for path in sorted(EXAMPLE_PLUGIN.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                archive.write(path, path.relative_to(EXAMPLE_PLUGIN).as_posix())
+
+    status = _command(["matrix", str(package), "--sdk", "0.10.2", "--json"])
+
+    document = json.loads(capsys.readouterr().out)
+    assert status == 0
+    assert document["plugin"] == str(package)
+    assert document["versions"][0]["loads"] is True
 
 
 @sdk_environments
