@@ -24,6 +24,7 @@ import pytest
 from dify_client import DaemonError, collect
 from emulator.config import EXAMPLE_PLUGIN, RuntimeChoice, Settings
 from emulator.runtime import PluginLoadError, PluginUnavailableError, SubprocessPlugin
+from emulator.runtime._stdio import MAX_LINE_BYTES
 from emulator.runtime.registry import PluginSet, RequestHandle
 from emulator.runtime.subprocess import NO_PROPER_INSTANCE
 from emulator.server.app import create_app
@@ -100,6 +101,10 @@ def kill(plugin: SubprocessPlugin) -> None:
     """Kill the plugin's process and wait until the runtime saw it die."""
     assert plugin.pid is not None
     os.kill(plugin.pid, signal.SIGKILL)
+    wait_until_dead(plugin)
+
+
+def wait_until_dead(plugin: SubprocessPlugin) -> None:
     deadline = time.monotonic() + 10
     while plugin.pid is not None:
         assert time.monotonic() < deadline, "the runtime did not notice the process died"
@@ -268,6 +273,29 @@ def test_a_plugin_that_cannot_start_again_gets_the_daemons_no_instance_error(
         assert json.loads(frames[-1])["data"]["type"] == "end"
     finally:
         plugin.close()
+
+
+def test_a_stdout_line_longer_than_the_daemon_reads_ends_the_process(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    shout = (
+        "import sys, threading\n"
+        "def shout():\n"
+        f"    sys.stdout.write('x' * {MAX_LINE_BYTES} + '\\n')\n"
+        "    sys.stdout.flush()\n"
+        "threading.Timer(0.5, shout).start()\n"
+    )
+    main = (EXAMPLE_PLUGIN / "main.py").read_text()
+    # After the SDK's import, which patches threading with gevent.
+    directory = plugin_copy(tmp_path, main.replace("if __name__", shout + "if __name__"))
+    plugin = SubprocessPlugin.load(directory)
+    try:
+        with caplog.at_level(logging.ERROR, logger="emulator.runtime"):
+            wait_until_dead(plugin)
+    finally:
+        plugin.close()
+
+    assert any("longer than 5242880 bytes" in r.getMessage() for r in caplog.records)
 
 
 # Start-up failures ------------------------------------------------------------------------

@@ -25,6 +25,10 @@ from emulator.runtime.sdk import PLUGIN_LOGGER_NAME
 STDERR_TAIL_BYTES = 1024
 """How much stderr a load error quotes: the daemon keeps the last 1024 bytes (MAX_ERR_MSG_LEN)."""
 
+MAX_LINE_BYTES = 5 * 1024 * 1024
+"""The longest stdout line the daemon reads (PLUGIN_RUNTIME_MAX_BUFFER_SIZE's default); a
+longer one ends its reader, and with it the process."""
+
 _logger = logging.getLogger("emulator.runtime")
 _plugin_logger = logging.getLogger(PLUGIN_LOGGER_NAME)
 _running: weakref.WeakSet[PluginProcess] = weakref.WeakSet()
@@ -109,7 +113,15 @@ class PluginProcess:
         stdout = self._popen.stdout
         assert stdout is not None
         try:
-            for raw in iter(stdout.readline, b""):
+            for raw in iter(lambda: stdout.readline(MAX_LINE_BYTES), b""):
+                if len(raw) == MAX_LINE_BYTES and not raw.endswith(b"\n"):
+                    _logger.error(
+                        "plugin %s has an error on stdout: a line is longer than %d bytes"
+                        " (bufio.Scanner: token too long); the daemon stops reading it",
+                        self._label,
+                        MAX_LINE_BYTES,
+                    )
+                    return
                 line = raw.decode("utf-8", "replace").strip()
                 if line:
                     self._handle(line)
