@@ -1,7 +1,9 @@
 """Property tests: Dify's bodies, the daemon's rules and the SDK's input agree.
 
-The bodies come from the package's own strategies (emulator.testing.strategies), aimed at the
-bundled echo plugin through a recording wrapper that keeps the exact line each plugin gets.
+The bodies come from the package's own strategies (emulator.testing.strategies), aimed through
+a recording wrapper that keeps the exact line each plugin gets: the model routes at the bundled
+echo plugin, the other families at a stand-in that ends each session at once (what is checked
+there is the daemon's side: binding, the 400s, the line forwarded).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from emulator.config import EXAMPLE_PLUGIN, Settings
 from emulator.contract import wrapper
 from emulator.contract.export import request_schema, response_schema
 from emulator.contract.gotypes import Go
-from emulator.contract.routes import ROUTES, Route
+from emulator.contract.routes import FAMILY_ROUTES, MODEL_ROUTES, Route
 from emulator.runtime import InProcessPlugin
 from emulator.runtime.registry import PluginSet
 from emulator.server.app import create_app
@@ -51,7 +53,11 @@ class RecordingPlugin:
     def __init__(self, plugin: InProcessPlugin) -> None:
         self.plugin = plugin
         self.identity = plugin.identity
+        self.directory = plugin.directory
         self.lines: list[str] = []
+
+    def send(self, line: str) -> Any:
+        return self.plugin.send(line)
 
     def request_rejection(self, line: str) -> str | None:
         return self.plugin.request_rejection(line)
@@ -81,7 +87,7 @@ def echo_fields(route: Route) -> dict[str, str]:
 
 
 def routes_and_bodies(app_id: Any = VARY) -> st.SearchStrategy[tuple[Route, dict[str, Any]]]:
-    return st.sampled_from(ROUTES).flatmap(
+    return st.sampled_from(MODEL_ROUTES).flatmap(
         lambda route: payloads(route, app_id=app_id, **echo_fields(route)).map(
             lambda body: (route, body)
         )
@@ -138,13 +144,17 @@ def test_valid_bodies_reach_the_plugin_intact_and_answers_fit_the_schema(
 
 
 @PROPERTY
-@given(st.sampled_from(ROUTES).flatmap(lambda route: mutations(route, **echo_fields(route))))
+@given(st.sampled_from(MODEL_ROUTES).flatmap(lambda route: mutations(route, **echo_fields(route))))
 def test_each_mutation_is_refused_or_taken_as_the_daemon_does(
     echo: httpx.Client, mutation: Mutation
 ) -> None:
-    route = next(route for route in ROUTES if route.path == mutation.route)
+    assert_mutation_judged(echo, mutation)
 
-    response = post(echo, route, mutation.body)
+
+def assert_mutation_judged(client: httpx.Client, mutation: Mutation) -> None:
+    route = next(route for route in MODEL_ROUTES + FAMILY_ROUTES if route.path == mutation.route)
+
+    response = post(client, route, mutation.body)
 
     warnings = response.headers.get_list("x-emulator-warning")
     coerced = [w for w in warnings if not w.startswith("sdk_rejects")]
@@ -160,7 +170,7 @@ def test_each_mutation_is_refused_or_taken_as_the_daemon_does(
         )
         if mutation.warning is not None:
             assert any(w.startswith(mutation.warning) for w in warnings), mutation.description
-    assert echo.get("/health/check").status_code == 200
+    assert client.get("/health/check").status_code == 200
 
 
 def daemon_answers_500(route: Route, response: httpx.Response) -> bool:
@@ -238,7 +248,7 @@ def test_the_sdk_gap_is_named_exactly_when_the_sdk_refuses(
 def test_a_dify_that_never_sends_app_id_is_served_and_the_plugin_sees_none(
     echo: httpx.Client, body: dict[str, Any]
 ) -> None:
-    response = post(echo, ROUTES[0], {**body, "data": {**body["data"], "stream": True}})
+    response = post(echo, MODEL_ROUTES[0], {**body, "data": {**body["data"], "stream": True}})
 
     first = envelopes(response.text)[0]["data"]
     assert json.loads(first["delta"]["message"]["content"])["app_id"] is None
@@ -269,3 +279,71 @@ def test_fixing_a_field_the_route_lacks_is_an_error() -> None:
 @given(payloads("llm/invoke", app_id=None))
 def test_app_id_can_be_fixed_to_null(body: dict[str, Any]) -> None:
     assert body["app_id"] is None
+
+
+# The other families -----------------------------------------------------------------------
+
+
+class EndingPlugin:
+    """Stands in for any plugin: keeps the line it is handed and ends the session at once."""
+
+    def __init__(self, like: RecordingPlugin) -> None:
+        self.identity = like.identity
+        self.directory = like.directory
+        self.lines: list[str] = []
+
+    def send(self, line: str) -> None:
+        """Answers to calls back into Dify: this plugin never makes one."""
+
+    def request_rejection(self, line: str) -> str | None:
+        return None
+
+    def start(self, line: str, on_event: Any) -> None:
+        self.lines.append(line)
+        session_id = json.loads(line)["session_id"]
+        on_event(
+            json.dumps(
+                {"session_id": session_id, "event": "session", "data": {"type": "end", "data": {}}}
+            )
+        )
+
+
+@pytest.fixture(scope="module")
+def ending(recorder: RecordingPlugin) -> EndingPlugin:
+    return EndingPlugin(recorder)
+
+
+@pytest.fixture(scope="module")
+def families(ending: EndingPlugin) -> Iterator[httpx.Client]:
+    app = create_app(Settings(key=KEY), PluginSet([ending]))  # type: ignore[list-item]
+    with TestClient(app, base_url="http://daemon") as client:
+        yield client
+
+
+@PROPERTY
+@given(st.sampled_from(FAMILY_ROUTES).flatmap(lambda r: payloads(r).map(lambda b: (r, b))))
+def test_family_bodies_reach_the_plugin_intact(
+    families: httpx.Client, ending: EndingPlugin, case: tuple[Route, dict[str, Any]]
+) -> None:
+    route, body = case
+
+    response = post(families, route, body)
+
+    assert (response.status_code, response.text) == (200, ""), response.text
+    assert response.headers.get_list("x-emulator-warning") == []
+    assert Draft202012Validator(request_schema(route)).is_valid(body)
+    forwarded = json.loads(ending.lines[-1])
+    assert forwarded["app_id"] == body.get("app_id")
+    assert (forwarded["data"]["type"], forwarded["data"]["action"]) == (
+        route.access_type,
+        route.action,
+    )
+    assert_carried(body["data"], forwarded["data"])
+
+
+@PROPERTY
+@given(st.sampled_from(FAMILY_ROUTES).flatmap(mutations))
+def test_each_family_mutation_is_refused_or_taken_as_the_daemon_does(
+    families: httpx.Client, mutation: Mutation
+) -> None:
+    assert_mutation_judged(families, mutation)

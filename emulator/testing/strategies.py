@@ -7,10 +7,10 @@
 
 `payloads(route)` makes bodies the way Dify's client makes them, which the daemon takes as they
 are (no 400, no silent change) and the plugin SDK's request class accepts: realistic ids,
-prompt messages of every role and content type, tools, credentials, and `app_id` absent, null
-or a string. `mutations(route)` makes targeted wrong bodies, each with what the daemon does
-about it. Fields come from the route's Go struct layout, so a new field in the models shows up
-here without a change.
+prompt messages of every role and content type, tools, credentials, hex HTTP requests for the
+OAuth and trigger routes, and `app_id` absent, null or a string. `mutations(route)` makes
+targeted wrong bodies, each with what the daemon does about it. Fields come from the route's
+Go struct layout, so a new field in the models shows up here without a change.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from typing import Any
 from hypothesis import strategies as st
 
 from emulator.contract.findings import WarningKind
-from emulator.contract.gotypes import Field, Scalar, Slice, Struct, flat_fields
-from emulator.contract.model import MODEL_TYPES
+from emulator.contract.gotypes import Field, GoStruct, Map, Scalar, Slice, Struct, flat_fields
+from emulator.contract.model import MODEL_TYPES, MultimodalContent
 from emulator.contract.routes import ROUTES_BY_PATH, Route
 
 ABSENT: Any = object()
@@ -110,8 +110,14 @@ def _body(data: dict[str, Any], **wrapper: Any) -> dict[str, Any]:
 def _struct_values(
     route: Route, fixed: dict[str, st.SearchStrategy[Any]]
 ) -> st.SearchStrategy[dict[str, Any]]:
-    members = {field.json_name: _member(field, route) for field in flat_fields(route.data_model)}
-    members.update(fixed)
+    return _fields_of(route.data_model, route, fixed)
+
+
+def _fields_of(
+    cls: type[GoStruct], route: Route, fixed: dict[str, st.SearchStrategy[Any]] | None = None
+) -> st.SearchStrategy[dict[str, Any]]:
+    members = {field.json_name: _member(field, route) for field in flat_fields(cls)}
+    members.update(fixed or {})
     return st.fixed_dictionaries(
         {name: strategy for name, strategy in members.items() if strategy is not None}
     )
@@ -124,7 +130,7 @@ def _member(field: Field, route: Route) -> st.SearchStrategy[Any] | None:
         return _BY_NAME[name](route)
     if name == "model_type":
         return _model_types(field, route)
-    return _by_type(field)
+    return _by_type(field, route)
 
 
 def _model_types(field: Field, route: Route) -> st.SearchStrategy[str]:
@@ -139,7 +145,7 @@ def _model_types(field: Field, route: Route) -> st.SearchStrategy[str]:
     return st.just("rerank" if "rerank" in route.path else "text-embedding")
 
 
-def _by_type(field: Field) -> st.SearchStrategy[Any] | None:
+def _by_type(field: Field, route: Route) -> st.SearchStrategy[Any] | None:
     match field.gotype:
         case Scalar(kind="string"):
             return _SENTENCES if "required" in field.tags else None
@@ -149,11 +155,24 @@ def _by_type(field: Field) -> st.SearchStrategy[Any] | None:
             return st.floats(0.0, 1.0)
         case Slice(elem=Scalar(kind="string")):
             return st.lists(_SENTENCES, min_size=1, max_size=4)
-        case Slice(elem=Struct()):
-            return st.lists(_multimodal_contents(), min_size=1, max_size=3)
-        case Struct():
-            return _multimodal_contents()
+        case Slice(elem=Struct(cls=cls)):
+            return st.lists(_struct_of(cls, route), min_size=1, max_size=3)
+        case Struct(cls=cls):
+            return _struct_of(cls, route)
+        case Map():
+            return _maps() if "required" in field.tags else st.one_of(st.none(), _maps())
     return None
+
+
+def _struct_of(cls: type[GoStruct], route: Route) -> st.SearchStrategy[dict[str, Any]]:
+    if cls is MultimodalContent:
+        return _multimodal_contents()
+    return _fields_of(cls, route)
+
+
+def _maps() -> st.SearchStrategy[dict[str, Any]]:
+    values = st.one_of(_SENTENCES, st.integers(-(2**53), 2**53), st.booleans(), st.none())
+    return st.dictionaries(_NAMES, values, max_size=4)
 
 
 def _credentials(route: Route) -> st.SearchStrategy[dict[str, Any]]:
@@ -223,6 +242,23 @@ def _hex_audio(route: Route) -> st.SearchStrategy[str]:
     return st.binary(min_size=1, max_size=64).map(bytes.hex)
 
 
+def _urls(route: Route) -> st.SearchStrategy[str]:
+    return _NAMES.map(lambda name: f"https://dify.example/{name}/callback")
+
+
+def _hex_http_requests(route: Route) -> st.SearchStrategy[str]:
+    """The raw HTTP request Dify received (an OAuth callback, a webhook), as hex."""
+    request = st.builds(
+        lambda name, body: (
+            f"POST /{name} HTTP/1.1\r\nHost: dify.example\r\n"
+            f"Content-Length: {len(body.encode())}\r\n\r\n{body}"
+        ),
+        _NAMES,
+        _SENTENCES,
+    )
+    return request.map(lambda text: text.encode().hex())
+
+
 _BY_NAME: dict[str, Any] = {
     "provider": lambda route: _NAMES,
     "model": lambda route: _NAMES,
@@ -243,6 +279,20 @@ _BY_NAME: dict[str, Any] = {
     "language": lambda route: st.sampled_from(["en-US", "zh-Hans"]),
     "file": _hex_audio,
     "plugin_state": lambda route: st.dictionaries(_NAMES, _SENTENCES, min_size=1, max_size=3),
+    "tool": lambda route: _NAMES,
+    "datasource": lambda route: _NAMES,
+    "event": lambda route: _NAMES,
+    "agent_strategy_provider": lambda route: _NAMES,
+    "agent_strategy": lambda route: _NAMES,
+    "provider_action": lambda route: _NAMES,
+    "parameter": lambda route: _NAMES,
+    "redirect_uri": _urls,
+    "endpoint": _urls,
+    "raw_http_request": _hex_http_requests,
+    "bucket": lambda route: st.one_of(st.none(), _NAMES),
+    "prefix": lambda route: st.sampled_from(["", "docs/"]),
+    "max_keys": lambda route: st.integers(1, 100),
+    "id": lambda route: _NAMES,
 }
 
 
@@ -272,7 +322,7 @@ def _mutated(route: Route, body: dict[str, Any]) -> st.SearchStrategy[Mutation]:
             options.append(
                 st.builds(_emptied, st.just(route), st.just(body), st.sampled_from(strings))
             )
-        lists = [f for f in required if isinstance(f.gotype, Slice)]
+        lists = [f for f in required if isinstance(f.gotype, Slice | Map)]
         if lists:
             options.append(
                 st.builds(_emptied_list, st.just(route), st.just(body), st.sampled_from(lists))
@@ -303,7 +353,9 @@ def _non_string_app_id(route: Route, body: dict[str, Any], value: Any) -> Mutati
 
 def _removed(route: Route, body: dict[str, Any], field: Field) -> Mutation:
     data = {name: value for name, value in body["data"].items() if name != field.json_name}
-    return Mutation(route.path, {**body, "data": data}, f"{field.json_name} removed", field.go_name)
+    return Mutation(
+        route.path, {**body, "data": data}, f"{field.json_name} removed", _rejected(field)
+    )
 
 
 def _retyped(route: Route, body: dict[str, Any], field: Field) -> Mutation:
@@ -314,8 +366,17 @@ def _retyped(route: Route, body: dict[str, Any], field: Field) -> Mutation:
         route.path,
         _with_data(body, **{field.json_name: wrong}),
         f"{field.json_name} retyped",
-        field.go_name,
+        _rejected(field),
     )
+
+
+def _rejected(field: Field) -> str:
+    """The Go field a zero value of `field` fails on: a struct skips `required` and fails on
+    its own first required member instead."""
+    if isinstance(field.gotype, Struct):
+        inner = next(f for f in flat_fields(field.gotype.cls) if "required" in f.tags)
+        return f"{field.go_name}.{inner.go_name}"
+    return field.go_name
 
 
 def _emptied(route: Route, body: dict[str, Any], field: Field) -> Mutation:
@@ -328,9 +389,10 @@ def _emptied(route: Route, body: dict[str, Any], field: Field) -> Mutation:
 
 
 def _emptied_list(route: Route, body: dict[str, Any], field: Field) -> Mutation:
-    # Go's required only asks a list to be non-nil: [] passes, and nothing is changed.
+    # Go's required only asks a list or map to be non-nil: [] and {} pass, nothing is changed.
+    empty: Any = {} if isinstance(field.gotype, Map) else []
     return Mutation(
-        route.path, _with_data(body, **{field.json_name: []}), f"{field.json_name} emptied"
+        route.path, _with_data(body, **{field.json_name: empty}), f"{field.json_name} emptied"
     )
 
 
