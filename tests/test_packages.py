@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 import zipfile
@@ -91,6 +92,13 @@ def test_the_unpacked_folder_is_private_and_removed_on_close(package: Path) -> N
     ).read_bytes()
     plugins.close()
     assert not unpacked.exists()
+
+
+def test_the_unpacked_folder_outlives_the_plugin_set_that_loaded_it(package: Path) -> None:
+    (plugin,) = PluginSet.load([package])  # as the pytest fixtures load one plugin
+    gc.collect()
+
+    assert (plugin.directory / "manifest.yaml").is_file()
 
 
 def test_a_folder_of_plugins_serves_the_packages_in_it(package: Path, tmp_path: Path) -> None:

@@ -18,6 +18,10 @@ from emulator.runtime.inprocess import PluginLoadError
 
 PACKAGE_SUFFIX = ".difypkg"
 
+# Held here, not by whoever loaded the plugin: a folder goes when its object is collected,
+# and the plugin still runs from it. What is left is removed at exit.
+_unpacked: list[tempfile.TemporaryDirectory[str]] = []
+
 
 def is_package(path: Path) -> bool:
     """Whether ``path`` names a package file rather than a plugin folder."""
@@ -25,7 +29,7 @@ def is_package(path: Path) -> bool:
 
 
 def unpack(package: Path) -> tempfile.TemporaryDirectory[str]:
-    """Extract ``package`` into a new private folder; remove it with its ``cleanup()``.
+    """Extract ``package`` into a new private folder, kept until :func:`remove` or exit.
 
     Raise PluginLoadError where the daemon could not read the package.
     """
@@ -44,7 +48,15 @@ def unpack(package: Path) -> tempfile.TemporaryDirectory[str]:
         except (OSError, zipfile.BadZipFile) as error:
             folder.cleanup()
             raise PluginLoadError(f"cannot load plugin from {package}: {error}") from error
+    _unpacked.append(folder)
     return folder
+
+
+def remove(folder: tempfile.TemporaryDirectory[str]) -> None:
+    """Remove a folder :func:`unpack` made."""
+    if folder in _unpacked:
+        _unpacked.remove(folder)
+    folder.cleanup()
 
 
 def _member_names(package: Path, archive: zipfile.ZipFile) -> list[str]:

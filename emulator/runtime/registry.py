@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Protocol
 
 from emulator.config import RuntimeChoice
+from emulator.runtime import packages
 from emulator.runtime.inprocess import EventCallback, InProcessPlugin, PluginIdentity
-from emulator.runtime.packages import is_package, unpack
 from emulator.runtime.sdk import ProviderSummary
 from emulator.runtime.subprocess import SubprocessPlugin
 
@@ -100,7 +100,7 @@ class PluginSet:
         for plugin in self._plugins.values():
             plugin.close()
         for folder in self._unpacked:
-            folder.cleanup()
+            packages.remove(folder)
         self._unpacked.clear()
 
     def __iter__(self) -> Iterator[PluginRuntime]:
@@ -111,8 +111,8 @@ class PluginSet:
 
     def _load_logged(self, path: Path, choice: RuntimeChoice) -> PluginRuntime:
         directory, origin = path, str(path)
-        if is_package(path):
-            folder = unpack(path)
+        if packages.is_package(path):
+            folder = packages.unpack(path)
             self._unpacked.append(folder)
             directory = Path(folder.name)
             origin = f"{path} (unpacked to {directory})"
