@@ -212,6 +212,66 @@ def test_a_handler_for_a_streamed_type_answers_chunk_by_chunk(tmp_path: Path) ->
     assert texts_of(items) == ["two", "words"]
 
 
+def llm_permitted(directory: Path) -> Caller:
+    return permitting(directory, {"model": {"enabled": True, "llm": True}})
+
+
+def test_a_handlers_answers_carry_the_daemons_message_per_type(tmp_path: Path) -> None:
+    backwards = Backwards(BackwardsSettings())
+    backwards.handle("llm", lambda call: {"streamed": True})
+    backwards.handle("rerank", lambda call: [{"docs": []}])
+    origin = permitting(tmp_path, {"model": {"enabled": True, "llm": True, "rerank": True}})
+
+    assert call(backwards, "llm", {}, origin)[0] == ("response", "stream", {"streamed": True})
+    assert call(backwards, "rerank", {}, origin)[0] == ("response", "struct", {"docs": []})
+
+
+def test_a_handler_failing_mid_stream_fails_as_a_read_of_difys_stream(tmp_path: Path) -> None:
+    backwards = Backwards(BackwardsSettings())
+
+    @backwards.handle("llm")
+    def llm(call: BackwardsCall) -> Iterator[dict[str, Any]]:
+        yield {"n": 1}
+        raise ConnectionError("stream cut")
+
+    assert call(backwards, "llm", {}, llm_permitted(tmp_path)) == [
+        ("response", "stream", {"n": 1}),
+        ("error", "read llm model failed: stream cut", None),
+        ("end", "", None),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("result", "message"),
+    [
+        ("text", "invoke llm model failed: a handler returns a mapping, bytes, an iterable"),
+        ([1], "read llm model failed: a handler's answers are mappings, not 1"),
+    ],
+)
+def test_a_handler_returning_what_cannot_be_sent_fails_the_call(
+    tmp_path: Path, result: Any, message: str
+) -> None:
+    backwards = Backwards(BackwardsSettings())
+    backwards.handle("llm", lambda call: result)
+
+    events = call(backwards, "llm", {}, llm_permitted(tmp_path))
+
+    assert events[-2][0] == "error" and events[-2][1].startswith(message)
+
+
+def test_a_handler_raising_a_bare_exception_names_its_type(tmp_path: Path) -> None:
+    backwards = Backwards(BackwardsSettings())
+
+    def broken(call: BackwardsCall) -> None:
+        raise KeyError
+
+    backwards.handle("llm", broken)
+
+    assert call(backwards, "llm", {}, llm_permitted(tmp_path))[0][1] == (
+        "invoke llm model failed: KeyError"
+    )
+
+
 def test_handlers_are_registered_per_known_invoke_type() -> None:
     with pytest.raises(ValueError, match="unknown invoke type 'stroage'"):
         Backwards(BackwardsSettings()).handle("stroage", lambda call: None)

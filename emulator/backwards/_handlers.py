@@ -1,4 +1,10 @@
-"""A handler registered in Python answers a call in Dify's place."""
+"""A handler registered in Python answers a call in Dify's place.
+
+Its answers carry the daemon's message for the invoke type ("stream" for the types Dify
+streams, "struct" for the others), and its failures the daemon's prefixes: a failure of
+the call itself is `invoke llm model failed: ...`, one while its answers are read
+`read llm model failed: ...`, as when Dify fails.
+"""
 
 from __future__ import annotations
 
@@ -11,32 +17,45 @@ from emulator.backwards._inner_api import Route
 
 
 def run_handler(handler: Handler, call: BackwardsCall, route: Route | None, answer: Answer) -> None:
-    prefix = route.failure if route is not None else None
+    message = "stream" if route is not None and route.streamed else "struct"
     try:
-        result = handler(call)
-        for message, data in _replies(result):
+        answers = _answers(handler(call))
+    except Exception as error:
+        answer.error(_failure(route.failure if route else None, error))
+        return
+    try:
+        for data in answers:
             answer.response(message, data)
     except Exception as error:
-        text = f"{type(error).__name__}: {error}" if not str(error) else str(error)
-        answer.error(f"{prefix}: {text}" if prefix else text)
+        prefix = (route.stream_failure or route.failure) if route else None
+        answer.error(_failure(prefix, error))
 
 
-def _replies(result: Any) -> Iterator[tuple[str, Any]]:
+def _failure(prefix: str | None, error: Exception) -> str:
+    text = str(error) or type(error).__name__
+    return f"{prefix}: {text}" if prefix else text
+
+
+def _answers(result: Any) -> Iterable[Any]:
+    """The answers a handler's result stands for; a result that is none of them fails now."""
     if result is None:
-        return
+        return []
     if isinstance(result, bytes | bytearray):
-        yield "struct", {"data": bytes(result).hex()}
-    elif isinstance(result, Mapping):
-        yield "struct", _plain(result)
-    elif isinstance(result, Iterable) and not isinstance(result, str):
-        for item in result:
-            if not isinstance(item, Mapping):
-                raise TypeError(f"a handler's stream yields mappings, not {item!r}")
-            yield "stream", _plain(item)
-    else:
-        raise TypeError(
-            f"a handler returns a mapping, bytes, an iterable of mappings or None, not {result!r}"
-        )
+        return [{"data": bytes(result).hex()}]
+    if isinstance(result, Mapping):
+        return [_plain(result)]
+    if isinstance(result, Iterable) and not isinstance(result, str):
+        return _each_answer(result)
+    raise TypeError(
+        f"a handler returns a mapping, bytes, an iterable of mappings or None, not {result!r}"
+    )
+
+
+def _each_answer(results: Iterable[Any]) -> Iterator[Any]:
+    for item in results:
+        if not isinstance(item, Mapping):
+            raise TypeError(f"a handler's answers are mappings, not {item!r}")
+        yield _plain(item)
 
 
 def _plain(value: Mapping[str, Any]) -> Any:
