@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from dify_client import (
     DifyPluginToolProviderEntity,
     tool_providers_transformer,
 )
-from emulator.config import EXAMPLE_PLUGIN, Settings
+from emulator.config import EXAMPLE_PLUGIN, RuntimeChoice, Settings
 from emulator.contract.declarations import EventParameter
 from emulator.contract.gojson import encode_any
 from emulator.runtime import PluginIdentity
@@ -740,3 +741,27 @@ def test_an_event_parameters_zero_default_and_bounds_are_kept() -> None:
     assert encode_any(parameter) == (
         '{"name":"n","label":{"en_US":"N"},"type":"number","required":false,"default":0,"min":0}'
     )
+
+
+def test_a_package_run_in_a_subprocess_lists_the_same_declaration(
+    tmp_path: Path, client: httpx.Client
+) -> None:
+    package = tmp_path / "echo.difypkg"
+    with zipfile.ZipFile(package, "w") as archive:
+        for path in sorted(EXAMPLE_PLUGIN.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                archive.write(path, path.relative_to(EXAMPLE_PLUGIN).as_posix())
+    plugins = PluginSet.load([package], choose=lambda path: RuntimeChoice("subprocess"))
+    params = {"page": 1, "page_size": 256}
+    try:
+        with TestClient(create_app(Settings(key=KEY), plugins)) as packaged:
+            [from_package] = data(get(packaged, "/management/models", params=params))
+    finally:
+        plugins.close()
+    in_process = next(
+        row
+        for row in data(get(client, "/management/models", params=params))
+        if row["plugin_id"] == "emulator/echo"
+    )
+
+    assert from_package["declaration"] == in_process["declaration"]
