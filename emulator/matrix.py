@@ -227,12 +227,12 @@ def explain_load_failure(cause: str, report: VersionReport, reports: list[Versio
             return f"needs {module!r} installed; the matrix installs dify-plugin only"
         return _needs(module, report, reports)
     if refused := re.search(
-        r"validation error for (\w+)\s+(\S+)\s+Input should be .*?input_value=('[^']*'|\S+?),",
+        r"validation error for \w+\s+(\S+)\s+Input should be .*?input_value=('[^']*'|\S+?),",
         cause,
         re.DOTALL,
     ):
-        model, location, value = refused.groups()
-        return f"does not know {value} ({model} {location})"
+        location, value = refused.groups()
+        return f"does not know {value} at {location}"
     return shorten(cause.strip().splitlines()[-1] if cause.strip() else "no reason given")
 
 
@@ -399,6 +399,11 @@ def _routed(report: VersionReport) -> dict[str, dict[str, Any]]:
     return {f"{r['type']}/{r['action']}": r for r in report.facts.get("routes", [])}
 
 
+def _section(title: str, rows: list[Row], width: int) -> list[Row]:
+    """A heading row above ``rows``, or nothing when there are none."""
+    return [(title, [""] * width), *rows] if rows else []
+
+
 def _action_rows(reports: list[VersionReport]) -> list[Row]:
     """Per family, how many actions the SDK routes; then each action not routed everywhere."""
     routed = [_routed(report) for report in reports]
@@ -407,12 +412,12 @@ def _action_rows(reports: list[VersionReport]) -> list[Row]:
     rows: list[Row] = []
     for family in families:
         counts = [sum(a.startswith(f"{family}/") for a in table) for table in routed]
-        rows.append((f"routed actions: {family}", [str(count) for count in counts]))
-    for action in actions:
-        if not all(action in table for table in routed):
-            cells = ["yes" if action in table else "no (bare end)" for table in routed]
-            rows.append((f"  {action}", cells))
-    return rows
+        rows.append((f"  {family}", [str(count) for count in counts]))
+        for action in [a for a in actions if a.startswith(f"{family}/")]:
+            if not all(action in table for table in routed):
+                cells = ["yes" if action in table else "no (bare end)" for table in routed]
+                rows.append((f"    {action.split('/', 1)[1]}", cells))
+    return _section("actions the SDK routes", rows, len(reports))
 
 
 def _field_rows(reports: list[VersionReport]) -> list[Row]:
@@ -426,8 +431,8 @@ def _field_rows(reports: list[VersionReport]) -> list[Row]:
         known = [fields for fields in fields_by_version if fields is not None]
         for name in sorted(set().union(*known) - set.intersection(*known)):
             cells = ["-" if f is None else _yes_no(name in f) for f in fields_by_version]
-            rows.append((f"request field {action}.{name}", cells))
-    return rows
+            rows.append((f"  {action}: {name}", cells))
+    return _section("request fields the SDK passes on", rows, len(reports))
 
 
 def _http_rows(reports: list[VersionReport], notes: list[str]) -> list[Row]:
@@ -437,12 +442,12 @@ def _http_rows(reports: list[VersionReport], notes: list[str]) -> list[Row]:
     rows: list[Row] = []
     for path in [o.route for o in outcomes if o.outcome != "not probed"]:
         cells = [_outcome_cell(next((o for o in c if o.route == path), None)) for c in checked]
-        rows.append((f"POST .../dispatch/{path}", cells))
+        rows.append((f"  {path}", cells))
     if unprobed := [o.route for o in outcomes if o.outcome == "not probed"]:
         notes.append(
             f"Not probed over HTTP (the matrix has no body for them): {', '.join(unprobed)}"
         )
-    return rows
+    return _section("answers over HTTP (POST /plugin/{tenant}/dispatch/...)", rows, len(reports))
 
 
 def _outcome_cell(outcome: RouteOutcome | None) -> str:

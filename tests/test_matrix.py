@@ -157,7 +157,7 @@ def _report(version: str, exports: list[str] = ()) -> matrix.VersionReport:  # t
             "ValueError: Error loading plugin configuration: 1 validation error for "
             "ModelProviderConfiguration\nfeatures.0\n  Input should be 'tool-call' or 'vision' "
             "[type=enum, input_value='polling', input_type=str]",
-            "does not know 'polling' (ModelProviderConfiguration features.0)",
+            "does not know 'polling' at features.0",
         ),
         ("RuntimeError: boom\nsecond line", "second line"),
     ],
@@ -279,9 +279,10 @@ def test_the_table_shows_what_differs_between_versions(echo_matrix: matrix.Matri
     loads = next(line for line in lines if line.startswith("loads the plugin"))
     assert "no: needs >= 0.10.0 for get_current_session [1]" in loads
     assert row("app_id reaches model code") == ["-", "yes"]
-    assert row("routed actions: model") == ["16", "16"]
-    assert row("request field model/invoke_text_embedding.input_type") == ["no", "yes"]
-    assert row("POST .../dispatch/llm/invoke") == ["-", "answered"]
+    assert row("  model ") == ["16", "16"]
+    assert row("  model/invoke_text_embedding: input_type") == ["no", "yes"]
+    assert row("  llm/invoke") == ["-", "answered"]
+    assert row("  tool/get_runtime_parameters") == ["-", "bare", "end"]
     assert any(line.startswith("[1] 0.9.1: ImportError: cannot import name") for line in lines)
 
 
@@ -338,9 +339,12 @@ def test_an_older_sdk_runs_a_tolerant_plugin_without_the_app_id(tmp_path: Path) 
     assert older.checks is not None and older.checks.loads
     assert older.checks.app_id == "no (plugin code saw app_id null)"
     assert oldest.checks is not None and not oldest.checks.loads
-    assert oldest.explanation == "does not know 'polling' (ModelProviderConfiguration features.0)"
+    assert oldest.explanation == "does not know 'polling' at features.0"
     routed_0_7_4 = {(r["type"], r["action"]) for r in oldest.facts["routes"]}
     assert ("model", "start_polling") not in routed_0_7_4
+    table = matrix.render(found).splitlines()
+    start_polling = next(line for line in table if line.startswith("    start_polling"))
+    assert start_polling.split()[1:] == ["no", "(bare", "end)", "yes"]
     assert matrix.pinned_versions_failing(found) == ["0.7.4"]
 
 
