@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import threading
@@ -26,6 +27,7 @@ from emulator.backwards import (
     length_prefixed,
     length_prefixed_chunks,
     permission_denial,
+    session_traceparent,
 )
 from emulator.config import RuntimeChoice, Settings
 from emulator.contract.gojson import parse_value
@@ -638,8 +640,37 @@ def test_a_call_is_forwarded_to_difys_inner_api_as_the_daemon_sends_it(
     assert (body["provider"], body["model"], body["mode"]) == ("openai", "gpt-4o", "chat")
     assert body["prompt_messages"][0]["content"] == "say hello"
     assert list(body)[:3] == ["tenant_id", "user_id", "type"]
+    assert re.fullmatch("00-[0-9a-f]{32}-[0-9a-f]{16}-01", headers["traceparent"])
     (dispatch,) = emulator.journal.dispatches()
     assert (dispatch.backwards[0].answered_by, dispatch.backwards[0].responses) == ("forward", 2)
+
+
+def test_calls_carry_the_trace_of_the_dispatch_that_made_them(
+    tmp_path: Path, dify: FakeDify
+) -> None:
+    settings = BackwardsSettings(inner_api_url=dify.url, inner_api_key=INNER_KEY)
+    emulator = Emulator(calling_plugin(tmp_path, STORAGE_AND_LLM), settings)
+    dify.stream("/inner/api/invoke/llm", {"data": llm_chunk("a"), "error": ""})
+    trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
+
+    with TestClient(emulator.app, base_url="http://daemon") as client:
+        headers = {**dispatch_headers(TOOL_ECHO), "traceparent": trace}
+        client.post(dispatch_url("tool/invoke"), json=storage_get_body("llm:a"), headers=headers)
+
+    # The daemon keeps the caller's trace and span ids, and always marks the trace sampled.
+    assert dify.requests[0][1]["traceparent"] == (
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    )
+
+
+@pytest.mark.parametrize(
+    "header", [None, "", "01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "00-xyz-1-01"]
+)
+def test_a_dispatch_without_a_usable_traceparent_gets_a_new_trace(header: str | None) -> None:
+    made = session_traceparent(header)
+
+    assert re.fullmatch("00-[0-9a-f]{32}-[0-9a-f]{16}-01", made)
+    assert made != session_traceparent(header)
 
 
 def test_a_struct_answer_is_relayed_once(dify: FakeDify, tmp_path: Path) -> None:

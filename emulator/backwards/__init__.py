@@ -31,6 +31,7 @@ from emulator.backwards._calls import (
     Send,
     go_format,
     response_line,
+    session_traceparent,
 )
 from emulator.backwards._handlers import run_handler
 from emulator.backwards._inner_api import (
@@ -61,6 +62,7 @@ __all__ = [
     "length_prefixed_chunks",
     "permission_denial",
     "response_line",
+    "session_traceparent",
 ]
 
 logger = logging.getLogger("emulator.backwards")

@@ -4,6 +4,7 @@ the `backwards_response` lines that answer it."""
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,9 @@ class Caller:
     app_id: str | None = None
     endpoint_id: str | None = None
     context: Any = None
+    traceparent: str = ""
+    """What the daemon sends Dify as `traceparent` for this session's calls (see
+    `session_traceparent`); empty: a new trace per call."""
 
 
 @dataclass(frozen=True)
@@ -174,3 +178,16 @@ def _go_float(number: float) -> str:
         sign = "-" if exponent.startswith("-") else "+"
         return f"{mantissa}e{sign}{exponent.lstrip('+-').zfill(2)}"
     return text
+
+
+def session_traceparent(header: str | None) -> str:
+    """The daemon's trace for a dispatch (log.TraceMiddleware): the trace and span ids of the
+    request's own `traceparent` when it is a valid version-00 one, else new random ones."""
+    parts = (header or "").split("-")
+    if len(parts) == 4 and parts[0] == "00" and _hex(parts[1], 32) and _hex(parts[2], 16):
+        return f"00-{parts[1]}-{parts[2]}-01"
+    return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+
+
+def _hex(text: str, length: int) -> bool:
+    return len(text) == length and all(char in "0123456789abcdefABCDEF" for char in text)

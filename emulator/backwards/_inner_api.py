@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from emulator.backwards._calls import Answer, BackwardsCall
+from emulator.backwards._calls import Answer, BackwardsCall, session_traceparent
 from emulator.contract.gojson import encode_any
 
 logger = logging.getLogger("emulator.backwards")
@@ -118,7 +118,11 @@ def inner_api_url(base_url: str, path: str) -> str:
 def forward(settings: BackwardsSettings, route: Route, call: BackwardsCall, answer: Answer) -> None:
     url = inner_api_url(settings.inner_api_url or "", route.path)
     body = _forwarded_body(call.request)
-    headers = {"X-Inner-Api-Key": settings.inner_api_key, "Content-Type": "application/json"}
+    headers = {
+        "traceparent": call.caller.traceparent or session_traceparent(None),
+        "X-Inner-Api-Key": settings.inner_api_key,
+        "Content-Type": "application/json",
+    }
     timeout = httpx.Timeout(
         connect=CONNECT_TIMEOUT,
         write=settings.write_timeout,

@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import RedirectResponse
 from starlette.routing import Match
 
-from emulator.backwards import Backwards, Caller
+from emulator.backwards import Backwards, Caller, session_traceparent
 from emulator.config import Settings
 from emulator.contract import envelopes
 from emulator.contract.envelopes import ErrorType
@@ -238,7 +238,8 @@ async def _dispatch(route: Route, request: Request, tenant_id: str, record: Disp
     record.request_line = line
     plan = faults.stream_plan(route.path, plugin_id)
     session = _Session(route, plugin, bound, line, session_id, record, plan)
-    calls = _calls_back(request.app.state.backwards, session)
+    traceparent = session_traceparent(request.headers.get("traceparent"))
+    calls = _calls_back(request.app.state.backwards, session, traceparent)
     return await _run_session(session, plugins, settings, calls)
 
 
@@ -318,7 +319,7 @@ class _Session:
     plan: StreamPlan
 
 
-def _calls_back(backwards: Backwards, session: _Session) -> CallsBack:
+def _calls_back(backwards: Backwards, session: _Session, traceparent: str) -> CallsBack:
     values = session.bound.values
     caller = Caller(
         session_id=session.session_id,
@@ -332,6 +333,7 @@ def _calls_back(backwards: Backwards, session: _Session) -> CallsBack:
         app_id=values["app_id"],
         endpoint_id=values["endpoint_id"],
         context=values["context"],
+        traceparent=traceparent,
     )
     return CallsBack(backwards, caller, session.plugin.send, session.record)
 
