@@ -636,6 +636,8 @@ def test_a_call_is_forwarded_to_difys_inner_api_as_the_daemon_sends_it(
     assert path == "/inner/api/invoke/llm"
     assert headers["X-Inner-Api-Key"] == INNER_KEY
     assert headers["Content-Type"] == "application/json"
+    assert headers["User-Agent"] == "Go-http-client/1.1"
+    assert "Accept" not in headers
     assert (body["tenant_id"], body["user_id"], body["type"]) == (TENANT, "user-7b21", "llm")
     assert (body["provider"], body["model"], body["mode"]) == ("openai", "gpt-4o", "chat")
     assert body["prompt_messages"][0]["content"] == "say hello"

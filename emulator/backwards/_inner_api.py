@@ -22,6 +22,7 @@ logger = logging.getLogger("emulator.backwards")
 MAGIC_NUMBER = 0x0F
 HEADER_LENGTH = 0x0A
 DEFAULT_MAX_CHUNK = 30 * 1024 * 1024
+GO_CLIENT_HEADERS = {"User-Agent": "Go-http-client/1.1", "Accept-Encoding": "gzip"}
 CONNECT_TIMEOUT = 5.0
 """The daemon's dialer gives up connecting to Dify after 5 s (calldify/http_client.go)."""
 
@@ -131,7 +132,7 @@ def forward(settings: BackwardsSettings, route: Route, call: BackwardsCall, answ
     )
     try:
         with (
-            httpx.Client(timeout=timeout) as client,
+            _go_like_client(timeout) as client,
             client.stream("POST", url, content=body, headers=headers) as response,
         ):
             if route.streamed:
@@ -140,6 +141,14 @@ def forward(settings: BackwardsSettings, route: Route, call: BackwardsCall, answ
                 _relay_struct(route, response, answer)
     except httpx.HTTPError as error:
         answer.error(f'{route.failure}: Post "{url}": {_transport_reason(error)}')
+
+
+def _go_like_client(timeout: httpx.Timeout) -> httpx.Client:
+    """An httpx client whose own headers are those of Go's net/http client."""
+    client = httpx.Client(timeout=timeout, headers=GO_CLIENT_HEADERS)
+    for name in ("Accept", "Connection"):
+        client.headers.pop(name, None)
+    return client
 
 
 def _forwarded_body(request: dict[str, Any]) -> bytes:
