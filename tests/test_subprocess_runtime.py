@@ -159,11 +159,13 @@ def test_a_backwards_response_sent_to_the_process_reaches_the_waiting_plugin(
 ) -> None:
     raising = subprocess_plugin(plugins, RAISING_ID)
     frames: list[dict[str, Any]] = []
-    answered = threading.Event()
+    answered, streamed = threading.Event(), threading.Event()
 
     def on_event(line: str) -> None:
         frame = json.loads(line)
         frames.append(frame)
+        if frame["data"]["type"] == "stream":
+            streamed.set()
         if frame["data"]["type"] == "invoke" and not answered.is_set():
             answered.set()
             threading.Thread(target=answer, args=(frame,)).start()
@@ -176,9 +178,12 @@ def test_a_backwards_response_sent_to_the_process_reaches_the_waiting_plugin(
             "event": "backwards_response",
             "data": {**reply, "data": {"data": b"stored".hex()}},
         }
-        # The SDK listens for the answer only after it printed the call.
-        time.sleep(0.3)
-        raising.send(json.dumps(line))
+        # The SDK listens for the answer only after it printed the call, and drops an
+        # answer that comes before: send it until the plugin goes on.
+        for _ in range(40):
+            raising.send(json.dumps(line))
+            if streamed.wait(0.5):
+                return
 
     running = raising.start(request_line("raising", "backwards"), on_event)
 
