@@ -423,3 +423,71 @@ def test_unusable_contracts_exit_2(
 
     assert result.returncode == 2, result.stdout + result.stderr
     assert "unusable contract" in result.stderr and "Traceback" not in result.stderr
+
+
+# The other families -------------------------------------------------------------------------
+
+
+def family_schema(direction: str, route: str) -> Draft202012Validator:
+    return Draft202012Validator(
+        contract_documents()[f"{direction}/{route.replace('/', '__')}.schema.json"]
+    )
+
+
+def test_the_family_request_schemas_say_what_go_enforces() -> None:
+    def refused(route: str, edit: Edit) -> bool:
+        body = json.loads((PAYLOADS / f"{route.replace('/', '__')}.json").read_text())
+        edit(body)
+        return not family_schema("requests", route).is_valid(body)
+
+    refresh, browse = "oauth/refresh_credentials", "datasource/online_drive_browse_files"
+    assert not refused(refresh, lambda b: b["data"].update(credentials={}))  # non-nil is enough
+    assert refused(refresh, lambda b: b["data"].update(credentials=None))
+    assert refused(browse, lambda b: b["data"]["request"].update(max_keys=0))  # int: non-zero
+    assert not refused(browse, lambda b: b["data"]["request"].update(bucket="b"))
+    assert refused("trigger/dispatch_event", lambda b: b["data"].update(raw_http_request=""))
+    assert not refused("tool/invoke", lambda b: b["data"].pop("tool_parameters"))
+
+
+def test_the_family_response_schemas_say_what_the_daemon_sends() -> None:
+    chunk = family_schema("responses", "tool/invoke")
+    dispatched = family_schema("responses", "trigger/dispatch_event")
+
+    assert chunk.is_valid({"type": "blob_chunk", "message": {}, "meta": None})
+    assert not chunk.is_valid({"type": "video", "message": {}, "meta": None})
+    assert not chunk.is_valid({"type": "text", "message": {}})  # Go always writes meta
+    assert dispatched.is_valid({"user_id": "", "events": None, "response": ""})  # no payload
+
+
+def test_a_chunk_type_added_by_the_daemon_breaks_an_old_dify_only(
+    contract_pair: tuple[Path, Path],
+) -> None:
+    old, new = contract_pair
+    edit_schema(
+        old,
+        "responses/agent_strategy__invoke.schema.json",
+        lambda d: d["properties"]["type"]["enum"].remove("retriever_resources"),
+    )
+
+    changes = diff(old, new)
+
+    assert [(c.route, c.path) for c in changes] == [("agent_strategy/invoke", "type")]
+    assert breaks(changes, "old_to_new") == []
+    assert breaks(changes, "new_to_old") == changes
+
+
+def test_a_nested_request_member_made_required_breaks_an_old_dify(
+    contract_pair: tuple[Path, Path],
+) -> None:
+    old, new = contract_pair
+    edit_schema(
+        new,
+        "requests/datasource__online_drive_browse_files.schema.json",
+        lambda d: d["$defs"]["OnlineDriveBrowseFilesRequest"]["required"].append("prefix"),
+    )
+
+    changes = diff(old, new)
+
+    assert [c.path for c in changes] == ["data.request.prefix"]
+    assert breaks(changes, "old_to_new") == changes
+    assert breaks(changes, "new_to_old") == []
