@@ -77,7 +77,13 @@ PROBE_BODIES: dict[str, tuple[str, dict[str, Any]]] = {
     ),
     "trigger/invoke_event": (
         "trigger",
-        {**_TRIGGER_CALL, "event": "matrix", "raw_http_request": _HTTP_REQUEST_HEX},
+        {
+            **_TRIGGER_CALL,
+            "event": "matrix",
+            "parameters": {},
+            "payload": {},
+            "raw_http_request": _HTTP_REQUEST_HEX,
+        },
     ),
     "trigger/validate_credentials": ("other", {}),
     "trigger/dispatch_event": ("trigger", {**_TRIGGER_CALL, "raw_http_request": _HTTP_REQUEST_HEX}),
