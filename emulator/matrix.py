@@ -5,10 +5,11 @@ Each version gets a virtual environment of its own (``python -m venv`` plus
 a probe (``emulator/runtime/sdk_probe.py``, run by that interpreter) reports what
 the SDK offers: its router's table, its request fields, ``get_current_session``.
 Then the plugin is loaded through the subprocess runtime with that interpreter,
-behind an emulator app in this process, and checked over HTTP: does it load,
-does model code see ``app_id``, which dispatch routes get an answer rather than
-the SDK's bare ``end``. A version that cannot run the plugin is a row that says
-why, never a crash.
+behind an emulator app in this process, and checked over HTTP (see
+``emulator._matrix_checks``): does it load, does model or tool code see
+``app_id``, which dispatch routes get an answer rather than the SDK's bare
+``end``. A version that cannot run the plugin is a row that says why, never a
+crash.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ FIRST_RELEASE_WITH = {
 
 
 class MatrixError(Exception):
-    """A version the matrix cannot even set up; the message says which and why."""
+    """A version the matrix cannot set up, or a plugin path it cannot use; says which and why."""
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,8 @@ def _run_or_fail(environment: SdkEnvironment, command: list[str]) -> None:
             command, capture_output=True, text=True, timeout=INSTALL_TIMEOUT, check=False
         )
     except (OSError, subprocess.TimeoutExpired) as error:
-        raise MatrixError(f"dify-plugin {environment.version}: {command[1:3]}: {error}") from error
+        message = f"dify-plugin {environment.version}: `{' '.join(command)}`: {error}"
+        raise MatrixError(message) from error
     if done.returncode != 0:
         tail = _tail(done.stderr or done.stdout)
         raise MatrixError(
