@@ -17,6 +17,7 @@ import uvicorn
 from emulator.config import KEEP_ALIVE_SECONDS, RUNTIMES, Settings, SettingsError
 from emulator.contract.diff import UnusableContract, as_json, diff, render
 from emulator.contract.export import write_contracts
+from emulator.matrix import add_matrix_command, matrix_command
 from emulator.runtime import PluginLoadError, import_sdk
 from emulator.runtime.registry import PluginSet
 from emulator.server.app import create_app
@@ -29,6 +30,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "contracts":
         return contracts(args)
+    if args.command == "matrix":
+        return matrix_command(args)
     if args.command != "serve":
         parser.print_help()
         return 2
@@ -154,6 +157,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="dispatches the journal keeps; default: $EMULATOR_JOURNAL_CAP or 1000",
     )
+    add_matrix_command(commands)
     contract = commands.add_parser("contracts", help="the contract as JSON Schema")
     contract_commands = contract.add_subparsers(dest="contracts_command", required=True)
     export = contract_commands.add_parser("export", help="write the JSON Schemas")

@@ -21,9 +21,16 @@ ECHO = "emulator/echo"
 
 
 def payload(route: str, with_app_id: bool = False) -> dict[str, Any]:
-    """A Dify-shaped body from fixtures/payloads."""
-    name = route.replace("/", "__") + (".with_app_id" if with_app_id else "") + ".json"
-    return json.loads((PAYLOADS / name).read_text())  # type: ignore[no-any-return]
+    """A Dify-shaped body from fixtures/payloads; `with_app_id` only where Dify sends one
+    (the model and tool routes, agent strategies), the plain body elsewhere."""
+    stem = route.replace("/", "__")
+    with_app_id_file = PAYLOADS / f"{stem}.with_app_id.json"
+    path = (
+        with_app_id_file
+        if with_app_id and with_app_id_file.is_file()
+        else PAYLOADS / f"{stem}.json"
+    )
+    return json.loads(path.read_text())  # type: ignore[no-any-return]
 
 
 def dispatch_headers(plugin_id: str = ECHO, key: str = KEY) -> dict[str, str]:
