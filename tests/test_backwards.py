@@ -71,6 +71,22 @@ STORAGE_AND_LLM = """
 """
 
 
+LLM_REQUEST = {
+    "provider": "openai",
+    "model": "gpt-4o",
+    "model_type": "llm",
+    "mode": "chat",
+    "completion_params": {},
+    "prompt_messages": [{"role": "user", "content": "hi", "name": None}],
+    "tools": None,
+    "stop": None,
+    "stream": True,
+}
+RERANK_REQUEST = {"provider": "p", "model": "m", "query": "q", "docs": ["a"]}
+EMBEDDING_REQUEST = {"provider": "p", "model": "m", "texts": ["a"], "input_type": "query"}
+TOOL_REQUEST = {"tool_type": "builtin", "provider": "p", "tool": "t", "tool_parameters": {}}
+
+
 def storage_get_body(key: str) -> dict[str, Any]:
     body = payload("tool/invoke")
     body["data"]["tool"] = "storage_get"
@@ -214,8 +230,11 @@ def test_a_handler_for_a_streamed_type_answers_chunk_by_chunk(tmp_path: Path) ->
     assert texts_of(items) == ["two", "words"]
 
 
+LLM_ALLOWED = {"enabled": True, "llm": True}
+
+
 def llm_permitted(directory: Path) -> Caller:
-    return permitting(directory, {"model": {"enabled": True, "llm": True}})
+    return permitting(directory, {"model": LLM_ALLOWED})
 
 
 def test_a_handlers_answers_carry_the_daemons_message_per_type(tmp_path: Path) -> None:
@@ -224,8 +243,16 @@ def test_a_handlers_answers_carry_the_daemons_message_per_type(tmp_path: Path) -
     backwards.handle("rerank", lambda call: [{"docs": []}])
     origin = permitting(tmp_path, {"model": {"enabled": True, "llm": True, "rerank": True}})
 
-    assert call(backwards, "llm", {}, origin)[0] == ("response", "stream", {"streamed": True})
-    assert call(backwards, "rerank", {}, origin)[0] == ("response", "struct", {"docs": []})
+    assert call(backwards, "llm", LLM_REQUEST, origin)[0] == (
+        "response",
+        "stream",
+        {"streamed": True},
+    )
+    assert call(backwards, "rerank", RERANK_REQUEST, origin)[0] == (
+        "response",
+        "struct",
+        {"docs": []},
+    )
 
 
 def test_a_handler_failing_mid_stream_fails_as_a_read_of_difys_stream(tmp_path: Path) -> None:
@@ -236,7 +263,7 @@ def test_a_handler_failing_mid_stream_fails_as_a_read_of_difys_stream(tmp_path: 
         yield {"n": 1}
         raise ConnectionError("stream cut")
 
-    assert call(backwards, "llm", {}, llm_permitted(tmp_path)) == [
+    assert call(backwards, "llm", LLM_REQUEST, llm_permitted(tmp_path)) == [
         ("response", "stream", {"n": 1}),
         ("error", "read llm model failed: stream cut", None),
         ("end", "", None),
@@ -256,7 +283,7 @@ def test_a_handler_returning_what_cannot_be_sent_fails_the_call(
     backwards = Backwards(BackwardsSettings())
     backwards.handle("llm", lambda call: result)
 
-    events = call(backwards, "llm", {}, llm_permitted(tmp_path))
+    events = call(backwards, "llm", LLM_REQUEST, llm_permitted(tmp_path))
 
     assert events[-2][0] == "error" and events[-2][1].startswith(message)
 
@@ -269,9 +296,54 @@ def test_a_handler_raising_a_bare_exception_names_its_type(tmp_path: Path) -> No
 
     backwards.handle("llm", broken)
 
-    assert call(backwards, "llm", {}, llm_permitted(tmp_path))[0][1] == (
+    assert call(backwards, "llm", LLM_REQUEST, llm_permitted(tmp_path))[0][1] == (
         "invoke llm model failed: KeyError"
     )
+
+
+def test_a_handler_sees_the_request_as_the_daemon_would_send_it_to_dify(tmp_path: Path) -> None:
+    backwards = Backwards(BackwardsSettings())
+    seen: list[dict[str, Any]] = []
+    backwards.handle("llm", lambda call: seen.append(call.request))
+
+    call(backwards, "llm", {**LLM_REQUEST, "unknown": 1}, llm_permitted(tmp_path))
+
+    (request,) = seen
+    assert "model_type" not in request and "unknown" not in request
+    assert (request["tenant_id"], request["user_id"], request["type"]) == (TENANT, "user-1", "llm")
+
+
+@pytest.mark.parametrize(
+    ("invoke_type", "request_", "message"),
+    [
+        ("tool", {**TOOL_REQUEST, "tool_type": "plugin"},
+         "error validating struct: Key: 'InvokeToolRequest.ToolType' Error:Field validation"
+         " for 'ToolType' failed on the 'tool_type' tag"),
+        ("llm", {**LLM_REQUEST, "mode": ""},
+         "error validating struct: Key: 'InvokeLLMRequest.InvokeLLMSchema.Mode' Error:Field"
+         " validation for 'Mode' failed on the 'required' tag"),
+        ("fetch_app", {},
+         "error validating struct: Key: 'FetchAppRequest.AppId' Error:Field validation for"
+         " 'AppId' failed on the 'required' tag"),
+    ],
+)  # fmt: skip
+def test_a_request_the_daemons_types_refuse_is_refused_before_anything_answers(
+    tmp_path: Path, invoke_type: str, request_: dict[str, Any], message: str
+) -> None:
+    backwards = Backwards(BackwardsSettings())
+    answered: list[BackwardsCall] = []
+    backwards.handle(invoke_type, answered.append)
+    origin = permitting(
+        tmp_path, {"tool": {"enabled": True}, "app": {"enabled": True}, "model": LLM_ALLOWED}
+    )
+
+    events = call(backwards, invoke_type, request_, origin)
+
+    assert events == [
+        ("error", f"unmarshal backwards invoke request failed: {message}", None),
+        ("end", "", None),
+    ]
+    assert answered == []
 
 
 def test_handlers_are_registered_per_known_invoke_type() -> None:
@@ -641,7 +713,18 @@ def test_a_call_is_forwarded_to_difys_inner_api_as_the_daemon_sends_it(
     assert (body["tenant_id"], body["user_id"], body["type"]) == (TENANT, "user-7b21", "llm")
     assert (body["provider"], body["model"], body["mode"]) == ("openai", "gpt-4o", "chat")
     assert body["prompt_messages"][0]["content"] == "say hello"
-    assert list(body)[:3] == ["tenant_id", "user_id", "type"]
+    # The daemon's InvokeLLMRequest: its fields in order, the SDK's model_type dropped.
+    assert list(body) == [
+        "tenant_id", "user_id", "type", "provider", "model", "mode", "completion_params",
+        "prompt_messages", "tools", "stop", "stream",
+    ]  # fmt: skip
+    assert body["prompt_messages"][0] == {
+        "role": "user",
+        "content": "say hello",
+        "name": "",
+        "tool_calls": None,
+        "tool_call_id": "",
+    }
     assert re.fullmatch("00-[0-9a-f]{32}-[0-9a-f]{16}-01", headers["traceparent"])
     (dispatch,) = emulator.journal.dispatches()
     assert (dispatch.backwards[0].answered_by, dispatch.backwards[0].responses) == ("forward", 2)
@@ -683,7 +766,7 @@ def test_a_struct_answer_is_relayed_once(dify: FakeDify, tmp_path: Path) -> None
     )
     origin = permitting(tmp_path, {"model": {"enabled": True, "text_embedding": True}})
 
-    events = call(forwarding(dify), "text_embedding", {"texts": ["a"]}, origin)
+    events = call(forwarding(dify), "text_embedding", EMBEDDING_REQUEST, origin)
 
     assert events == [("response", "struct", embedding), ("end", "", None)]
     assert dify.requests[0][0] == "/base/inner/api/invoke/text-embedding"
@@ -717,7 +800,7 @@ def test_difys_errors_reach_the_plugin_in_the_daemons_words(
     dify.answers[path] = (status, answer)
     origin = permitting(tmp_path, {"model": {"enabled": True, "text_embedding": True}})
 
-    events = call(forwarding(dify), "text_embedding", {"texts": ["a"]}, origin)
+    events = call(forwarding(dify), "text_embedding", EMBEDDING_REQUEST, origin)
 
     assert events == [("error", message, None), ("end", "", None)]
 
@@ -728,7 +811,7 @@ def test_a_streamed_call_refused_by_dify_shows_its_status_and_body(
     dify.answers["/base/inner/api/invoke/tool"] = (500, b"boom")
     origin = permitting(tmp_path, {"tool": {"enabled": True}})
 
-    events = call(forwarding(dify), "tool", {"provider": "p"}, origin)
+    events = call(forwarding(dify), "tool", TOOL_REQUEST, origin)
 
     assert events[0] == (
         "error",
@@ -745,7 +828,7 @@ def test_an_error_chunk_in_a_stream_ends_the_call(dify: FakeDify, tmp_path: Path
     )
     origin = permitting(tmp_path, {"tool": {"enabled": True}})
 
-    events = call(forwarding(dify), "tool", {"provider": "p"}, origin)
+    events = call(forwarding(dify), "tool", TOOL_REQUEST, origin)
 
     assert [event for event, _, _ in events] == ["response", "error", "end"]
     assert events[1][1] == "read tool response failed: request failed: tool crashed"

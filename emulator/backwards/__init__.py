@@ -20,6 +20,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, overload
 
 from emulator.backwards._calls import (
@@ -43,6 +44,7 @@ from emulator.backwards._inner_api import (
     length_prefixed_chunks,
 )
 from emulator.backwards._permissions import PERMISSIONS, declared_permission, permission_denial
+from emulator.backwards._requests import go_request
 from emulator.backwards._storage import MemoryStorage
 from emulator.contract.gojson import compact
 
@@ -147,6 +149,13 @@ class Backwards:
     def _answer_call(self, call: BackwardsCall, answer: Answer) -> None:
         handler = self._handlers.get(call.invoke_type)
         route = FORWARDED.get(call.invoke_type)
+        body = ""
+        if route is not None:
+            body, problem = go_request(call.invoke_type, call.request)
+            if problem is not None:
+                answer.error(problem)
+                return
+            call = replace(call, request=json.loads(body))
         if handler is not None:
             answer.record.answered_by = "handler"
             run_handler(handler, call, route, answer)
@@ -155,7 +164,7 @@ class Backwards:
             self.storage.answer(call, answer)
         elif route is not None and self.settings.inner_api_url:
             answer.record.answered_by = "forward"
-            forward(self.settings, route, call, answer)
+            forward(self.settings, route, call, body, answer)
         else:
             answer.record.answered_by = "unanswered"
             prefix = route.failure if route is not None else "invoke dify failed"

@@ -15,7 +15,6 @@ from typing import Any
 import httpx
 
 from emulator.backwards._calls import Answer, BackwardsCall, session_traceparent
-from emulator.contract.gojson import encode_any
 
 logger = logging.getLogger("emulator.backwards")
 
@@ -116,9 +115,11 @@ def inner_api_url(base_url: str, path: str) -> str:
     return base_url.rstrip("/") + "/inner/api/" + path.strip("/")
 
 
-def forward(settings: BackwardsSettings, route: Route, call: BackwardsCall, answer: Answer) -> None:
+def forward(
+    settings: BackwardsSettings, route: Route, call: BackwardsCall, body: str, answer: Answer
+) -> None:
+    """Send `body` (the request as the daemon encodes it) to Dify; relay what comes back."""
     url = inner_api_url(settings.inner_api_url or "", route.path)
-    body = _forwarded_body(call.request)
     headers = {
         "traceparent": call.caller.traceparent or session_traceparent(None),
         "X-Inner-Api-Key": settings.inner_api_key,
@@ -149,13 +150,6 @@ def _go_like_client(timeout: httpx.Timeout) -> httpx.Client:
     for name in ("Accept", "Connection"):
         client.headers.pop(name, None)
     return client
-
-
-def _forwarded_body(request: dict[str, Any]) -> bytes:
-    # The daemon's embedded BaseInvokeDifyRequest leads its structs: tenant, user, type.
-    leading = {name: request[name] for name in ("tenant_id", "user_id", "type") if name in request}
-    rest = {name: value for name, value in request.items() if name not in leading}
-    return encode_any({**leading, **rest}).encode()
 
 
 def _transport_reason(error: httpx.HTTPError) -> str:
