@@ -71,7 +71,7 @@ STORAGE_AND_LLM = """
 """
 
 
-LLM_REQUEST = {
+LLM_REQUEST: dict[str, Any] = {
     "provider": "openai",
     "model": "gpt-4o",
     "model_type": "llm",
