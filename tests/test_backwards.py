@@ -84,6 +84,7 @@ LLM_REQUEST: dict[str, Any] = {
 }
 RERANK_REQUEST = {"provider": "p", "model": "m", "query": "q", "docs": ["a"]}
 EMBEDDING_REQUEST = {"provider": "p", "model": "m", "texts": ["a"], "input_type": "query"}
+RERANKED = {"model": "m", "docs": [{"index": 0, "text": "a", "score": 0.5}]}
 TOOL_REQUEST = {"tool_type": "builtin", "provider": "p", "tool": "t", "tool_parameters": {}}
 
 
@@ -239,19 +240,55 @@ def llm_permitted(directory: Path) -> Caller:
 
 def test_a_handlers_answers_carry_the_daemons_message_per_type(tmp_path: Path) -> None:
     backwards = Backwards(BackwardsSettings())
-    backwards.handle("llm", lambda call: {"streamed": True})
-    backwards.handle("rerank", lambda call: [{"docs": []}])
+    backwards.handle("llm", lambda call: llm_chunk("one"))
+    backwards.handle("rerank", lambda call: [RERANKED])
     origin = permitting(tmp_path, {"model": {"enabled": True, "llm": True, "rerank": True}})
 
-    assert call(backwards, "llm", LLM_REQUEST, origin)[0] == (
-        "response",
-        "stream",
-        {"streamed": True},
-    )
-    assert call(backwards, "rerank", RERANK_REQUEST, origin)[0] == (
-        "response",
-        "struct",
-        {"docs": []},
+    assert call(backwards, "llm", LLM_REQUEST, origin)[0][:2] == ("response", "stream")
+    assert call(backwards, "rerank", RERANK_REQUEST, origin)[0] == ("response", "struct", RERANKED)
+
+
+def test_a_handlers_answers_are_re_encoded_as_the_daemon_re_encodes_difys(
+    tmp_path: Path,
+) -> None:
+    backwards = Backwards(BackwardsSettings())
+    message = {"role": "assistant", "content": "w"}
+    backwards.handle("llm", lambda call: {"model": "m", "delta": {"index": 0, "message": message}})
+
+    (_, _, chunk), _ = call(backwards, "llm", LLM_REQUEST, llm_permitted(tmp_path))
+
+    # LLMResultChunk's Go encoding: every field, and the always-empty prompt_messages.
+    assert chunk == {
+        "model": "m",
+        "system_fingerprint": "",
+        "delta": {
+            "index": 0,
+            "message": {
+                "role": "assistant",
+                "content": "w",
+                "name": "",
+                "tool_calls": None,
+                "tool_call_id": "",
+            },
+            "usage": None,
+            "finish_reason": None,
+        },
+        "prompt_messages": [],
+    }
+
+
+def test_a_handlers_answer_the_daemon_would_refuse_fails_the_call(tmp_path: Path) -> None:
+    backwards = Backwards(BackwardsSettings())
+    backwards.handle("rerank", lambda call: {"model": "m"})
+    origin = permitting(tmp_path, {"model": {"enabled": True, "rerank": True}})
+
+    events = call(backwards, "rerank", RERANK_REQUEST, origin)
+
+    assert events[0] == (
+        "error",
+        "invoke rerank model failed: validate request failed: Key: 'RerankResult.Docs'"
+        " Error:Field validation for 'Docs' failed on the 'required' tag",
+        None,
     )
 
 
@@ -260,14 +297,13 @@ def test_a_handler_failing_mid_stream_fails_as_a_read_of_difys_stream(tmp_path: 
 
     @backwards.handle("llm")
     def llm(call: BackwardsCall) -> Iterator[dict[str, Any]]:
-        yield {"n": 1}
+        yield llm_chunk("one")
         raise ConnectionError("stream cut")
 
-    assert call(backwards, "llm", LLM_REQUEST, llm_permitted(tmp_path)) == [
-        ("response", "stream", {"n": 1}),
-        ("error", "read llm model failed: stream cut", None),
-        ("end", "", None),
-    ]
+    events = call(backwards, "llm", LLM_REQUEST, llm_permitted(tmp_path))
+
+    assert [event for event, _, _ in events] == ["response", "error", "end"]
+    assert events[1][1] == "read llm model failed: stream cut"
 
 
 @pytest.mark.parametrize(
@@ -759,7 +795,9 @@ def test_a_dispatch_without_a_usable_traceparent_gets_a_new_trace(header: str | 
 
 
 def test_a_struct_answer_is_relayed_once(dify: FakeDify, tmp_path: Path) -> None:
-    embedding = {"model": "e", "embeddings": [[0.5]], "usage": {"tokens": 1}}
+    usage = {"tokens": 1, "total_tokens": 1, "unit_price": "0.1", "price_unit": "0.001"}
+    usage.update(total_price="0.0001", currency="USD", latency=0.5)
+    embedding = {"model": "e", "embeddings": [[0.5]], "usage": usage}
     dify.answers["/base/inner/api/invoke/text-embedding"] = (
         200,
         json.dumps({"data": embedding, "error": ""}).encode(),
@@ -832,6 +870,33 @@ def test_an_error_chunk_in_a_stream_ends_the_call(dify: FakeDify, tmp_path: Path
 
     assert [event for event, _, _ in events] == ["response", "error", "end"]
     assert events[1][1] == "read tool response failed: request failed: tool crashed"
+
+
+def test_a_streamed_chunk_go_cannot_decode_is_skipped_and_an_invalid_one_ends_the_call(
+    dify: FakeDify, tmp_path: Path
+) -> None:
+    text = {"type": "text", "message": {"text": "kept"}, "meta": None}
+    dify.stream(
+        "/base/inner/api/invoke/tool",
+        {"data": {"type": 5}, "error": ""},
+        {"data": text, "error": ""},
+        {"data": {"type": "bogus"}, "error": ""},
+    )
+    origin = permitting(tmp_path, {"tool": {"enabled": True}})
+
+    events = call(forwarding(dify), "tool", TOOL_REQUEST, origin)
+
+    assert events == [
+        ("response", "stream", text),
+        (
+            "error",
+            "read tool response failed: validate request failed: Key: 'ToolResponseChunk.Type'"
+            " Error:Field validation for 'Type' failed on the"
+            " 'is_valid_tool_response_chunk_type' tag",
+            None,
+        ),
+        ("end", "", None),
+    ]
 
 
 def test_an_unreachable_dify_fails_the_call_quickly(tmp_path: Path) -> None:

@@ -99,34 +99,39 @@ class Answer:
         self._send = send
 
     def response(self, message: str, data: Any) -> None:
+        """Answer with plain JSON values (maps encode with sorted keys, as Go's do)."""
+        self.response_json(message, encode_any(go_map(data)))
+
+    def response_json(self, message: str, data_json: str) -> None:
+        """Answer with data already encoded as the daemon encodes it."""
         self.record.responses += 1
-        self._write("response", message, data)
+        self._write("response", message, data_json)
 
     def error(self, message: str) -> None:
         self.record.error = message
-        self._write("error", message, None)
+        self._write("error", message, "null")
 
     def end(self) -> None:
         self.record.ended = True
-        self._write("end", "", None)
+        self._write("end", "", "null")
 
     def fail(self, message: str) -> None:
         self.error(message)
         self.end()
 
-    def _write(self, event: str, message: str, data: Any) -> None:
-        line = response_line(self.caller, self.request_id, event, message, data)
+    def _write(self, event: str, message: str, data_json: str) -> None:
+        line = response_line(self.caller, self.request_id, event, message, data_json)
         try:
             self._send(line)
         except Exception:
             logger.exception("could not deliver a backwards_response to %s", self.caller.plugin_id)
 
 
-def response_line(caller: Caller, request_id: str, event: str, message: str, data: Any) -> str:
+def response_line(caller: Caller, request_id: str, event: str, message: str, data_json: str) -> str:
     """The daemon's `backwards_response` line: the session envelope around one event."""
     inner = (
         f'{{"backwards_request_id":{encode_string(request_id)},"event":{encode_string(event)},'
-        f'"message":{encode_string(message)},"data":{encode_any(_go_value(data))}}}'
+        f'"message":{encode_string(message)},"data":{data_json}}}'
     )
     envelope = [
         f'"session_id":{encode_string(caller.session_id)}',
@@ -141,12 +146,12 @@ def response_line(caller: Caller, request_id: str, event: str, message: str, dat
     return "{" + ",".join(envelope) + "}"
 
 
-def _go_value(value: Any) -> Any:
+def go_map(value: Any) -> Any:
     """Plain JSON values as Go's map[string]any encodes them: keys sorted at every level."""
     if isinstance(value, dict):
-        return GoMap({key: _go_value(item) for key, item in value.items()})
+        return GoMap({key: go_map(item) for key, item in value.items()})
     if isinstance(value, list):
-        return [_go_value(item) for item in value]
+        return [go_map(item) for item in value]
     return value
 
 

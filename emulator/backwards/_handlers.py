@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from emulator.backwards._answers import ANSWER_TYPES, go_answer
 from emulator.backwards._calls import Answer, BackwardsCall, Handler
 from emulator.backwards._inner_api import Route
 
@@ -23,12 +24,27 @@ def run_handler(handler: Handler, call: BackwardsCall, route: Route | None, answ
     except Exception as error:
         answer.error(_failure(route.failure if route else None, error))
         return
+    prefix = (route.stream_failure or route.failure) if route else None
     try:
         for data in answers:
-            answer.response(message, data)
+            if not _pass_on(call.invoke_type, message, data, answer, prefix):
+                return
     except Exception as error:
-        prefix = (route.stream_failure or route.failure) if route else None
         answer.error(_failure(prefix, error))
+
+
+def _pass_on(invoke_type: str, message: str, data: Any, answer: Answer, prefix: str | None) -> bool:
+    """Send one answer as the daemon would re-encode Dify's; False once the call failed."""
+    if invoke_type not in ANSWER_TYPES:  # storage: the daemon's own map
+        answer.response(message, data)
+        return True
+    decoded = go_answer(invoke_type, data)
+    problem = decoded.undecodable or decoded.invalid
+    if problem is not None:
+        answer.error(f"{prefix}: {problem}" if prefix else problem)
+        return False
+    answer.response_json(message, decoded.text)
+    return True
 
 
 def _failure(prefix: str | None, error: Exception) -> str:

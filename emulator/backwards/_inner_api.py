@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from emulator.backwards._answers import go_answer
 from emulator.backwards._calls import Answer, BackwardsCall, session_traceparent
 
 logger = logging.getLogger("emulator.backwards")
@@ -137,9 +138,9 @@ def forward(
             client.stream("POST", url, content=body, headers=headers) as response,
         ):
             if route.streamed:
-                _relay_stream(route, response, answer)
+                _relay_stream(route, call.invoke_type, response, answer)
             else:
-                _relay_struct(route, response, answer)
+                _relay_struct(route, call.invoke_type, response, answer)
     except httpx.HTTPError as error:
         answer.error(f'{route.failure}: Post "{url}": {_transport_reason(error)}')
 
@@ -161,7 +162,7 @@ def _transport_reason(error: httpx.HTTPError) -> str:
     return reason
 
 
-def _relay_struct(route: Route, response: httpx.Response, answer: Answer) -> None:
+def _relay_struct(route: Route, invoke_type: str, response: httpx.Response, answer: Answer) -> None:
     """calldify.Request: the JSON body whatever the status, `{"data", "error"}`."""
     try:
         document = json.loads(response.read())
@@ -171,16 +172,21 @@ def _relay_struct(route: Route, response: httpx.Response, answer: Answer) -> Non
     if not isinstance(document, dict):
         answer.error(f"{route.failure}: json: cannot unmarshal into the response envelope")
         return
-    if problem := _envelope_problem(document):
-        answer.error(f"{route.failure}: {problem}")
-        return
-    data = document["data"]
+    data = document.get("data")
     if route.unwrap:
         data = data.get("data") if isinstance(data, dict) else None
-        if data is None:
-            answer.error(f"{route.failure}: data is nil")
-            return
-    answer.response("struct", data)
+    decoded = go_answer(invoke_type, data) if data is not None else None
+    if decoded is not None and decoded.undecodable is not None:
+        answer.error(f"{route.failure}: {decoded.undecodable}")
+        return
+    if problem := _envelope_problem(document) or (None if data is not None else "data is nil"):
+        answer.error(f"{route.failure}: {problem}")
+        return
+    assert decoded is not None
+    if decoded.invalid is not None:
+        answer.error(f"{route.failure}: {decoded.invalid}")
+        return
+    answer.response_json("struct", decoded.text)
 
 
 def _envelope_problem(document: dict[str, Any]) -> str | None:
@@ -192,7 +198,7 @@ def _envelope_problem(document: dict[str, Any]) -> str | None:
     return None
 
 
-def _relay_stream(route: Route, response: httpx.Response, answer: Answer) -> None:
+def _relay_stream(route: Route, invoke_type: str, response: httpx.Response, answer: Answer) -> None:
     """calldify.StreamResponse: length-prefixed chunks, each a `{"data", "error"}`."""
     if response.status_code != 200:
         text = response.read().decode("utf-8", "replace")
@@ -208,15 +214,20 @@ def _relay_stream(route: Route, response: httpx.Response, answer: Answer) -> Non
         try:
             document = json.loads(chunk)
         except ValueError:
-            logger.warning("stream data not match: %s", chunk[:200])
-            continue
-        if not isinstance(document, dict):
+            document = None
+        data = document.get("data") if isinstance(document, dict) else None
+        decoded = go_answer(invoke_type, data) if data is not None else None
+        if document is None or (decoded is not None and decoded.undecodable is not None):
             logger.warning("stream data not match: %s", chunk[:200])
             continue
         if envelope_problem := _envelope_problem(document):
             answer.error(f"{route.stream_failure}: {envelope_problem}")
             return
-        answer.response("stream", document["data"])
+        assert decoded is not None
+        if decoded.invalid is not None:
+            answer.error(f"{route.stream_failure}: {decoded.invalid}")
+            return
+        answer.response_json("stream", decoded.text)
 
 
 def length_prefixed_chunks(
