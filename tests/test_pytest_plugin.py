@@ -20,7 +20,9 @@ from respx.models import AllMockedAssertionError
 
 from emulator.testing import (
     DaemonEmulator,
+    JournalAssertionError,
     NoNode,
+    assert_called_back,
     assert_dispatched,
     assert_never_dispatched,
     assert_plugin_saw,
@@ -476,3 +478,20 @@ def test_handlers_and_storage_are_gone_in_the_next_test(daemon_emulator: DaemonE
 
     assert item["code"] == -500
     assert "load data failed" in item["message"]
+
+
+@pytest.mark.daemon_emulator_plugins("fixtures/plugins/tool_echo")
+def test_assert_called_back_names_the_calls_it_found(daemon_emulator: DaemonEmulator) -> None:
+    daemon_emulator.backwards.handle("storage", lambda call: b"x")
+    storage_get(daemon_emulator, "greeting")
+
+    call = assert_called_back(daemon_emulator, "storage", answered_by="handler", times=1)
+    assert call is not None and call.request == {"opt": "get", "key": "greeting"}
+    assert_called_back(daemon_emulator, "llm", times=0)
+    with pytest.raises(JournalAssertionError) as failure:
+        assert_called_back(daemon_emulator, "storage", answered_by="forward")
+    assert str(failure.value) == (
+        "expected a 'storage' call back into Dify answered by 'forward', but none matched\n"
+        "calls recorded:\n"
+        "  storage {'opt': 'get', 'key': 'greeting'}: answered by handler, 1 answer(s)"
+    )

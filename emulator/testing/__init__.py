@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from emulator.journal import Journal as Journal
     from emulator.journal import SessionSeen as SessionSeen
     from emulator.testing.assertions import JournalAssertionError as JournalAssertionError
+    from emulator.testing.assertions import assert_called_back as assert_called_back
     from emulator.testing.assertions import assert_dispatched as assert_dispatched
     from emulator.testing.assertions import assert_never_dispatched as assert_never_dispatched
     from emulator.testing.assertions import (
@@ -54,6 +55,7 @@ _HOMES = {
     "PluginErrorItem": "emulator.faults",
     "SessionSeen": "emulator.journal",
     "TimeoutItem": "emulator.faults",
+    "assert_called_back": "emulator.testing.assertions",
     "assert_dispatched": "emulator.testing.assertions",
     "assert_never_dispatched": "emulator.testing.assertions",
     "assert_no_contract_warnings": "emulator.testing.assertions",

@@ -3,6 +3,7 @@
     assert_dispatched(daemon_emulator, "llm/invoke", app_id="app-9f3c")
     assert_never_dispatched(daemon_emulator, "rerank/invoke")
     assert_plugin_saw(daemon_emulator, app_id="app-9f3c", user_id="user-7b21")
+    assert_called_back(daemon_emulator, "storage", answered_by="handler")
 
 Each takes the fixture's emulator (or a `Journal`) and raises `JournalAssertionError`, an
 AssertionError whose message names what was expected and lists the recorded dispatches that
@@ -13,9 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Any, Literal, Protocol, overload
+from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
 from emulator.journal import ANY, Dispatch, Journal, SessionSeen
+
+if TYPE_CHECKING:
+    from emulator.backwards import CallRecord
 
 CLOSEST_SHOWN = 3
 SESSION_FIELDS = tuple(field.name for field in fields(SessionSeen))
@@ -148,6 +152,42 @@ def assert_no_contract_warnings(source: JournalSource, hint: str = "") -> None:
             kept = f"the journal keeps {dispatch.warning_cap} per dispatch"
             lines.append(f"    and {dispatch.warnings_dropped} more ({kept})")
     raise JournalAssertionError("\n".join(lines))
+
+
+def assert_called_back(
+    source: JournalSource,
+    invoke_type: str,
+    *,
+    answered_by: str | None = None,
+    times: int | None = None,
+) -> CallRecord | None:
+    """Assert that a plugin called back into Dify with `invoke_type` (answered by `handler`,
+    `storage`, `forward`, `refused`, `denied` or `unanswered`); `times` asks for exactly that
+    many. Return the last such call, or None when `times` is 0."""
+    __tracebackhide__ = True
+    journal = _journal(source)
+    journal.settle()
+    calls = [call for dispatch in journal.dispatches() for call in dispatch.backwards]
+    found = [
+        call
+        for call in calls
+        if call.invoke_type == invoke_type and answered_by in (None, call.answered_by)
+    ]
+    if len(found) == times or (times is None and found):
+        return found[-1] if found else None
+    wanted = f"a {invoke_type!r} call back into Dify"
+    if answered_by is not None:
+        wanted += f" answered by {answered_by!r}"
+    count = "none" if not found else str(len(found))
+    head = f"expected {wanted}{'' if times is None else ' ' + _times(times)}, but {count} matched"
+    recorded = [f"  {_call_summary(call)}" for call in calls[-CLOSEST_SHOWN * 3 :]]
+    lines = [head, "calls recorded:" if recorded else "no call back was recorded", *recorded]
+    raise JournalAssertionError("\n".join(lines))
+
+
+def _call_summary(call: CallRecord) -> str:
+    outcome = f"error {call.error!r}" if call.error else f"{call.responses} answer(s)"
+    return f"{call.invoke_type} {call.request!r}: answered by {call.answered_by}, {outcome}"
 
 
 def _assert_matches(
