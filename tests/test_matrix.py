@@ -184,6 +184,7 @@ class _EndsAtOnce:
     """A runtime plugin that answers every request as an SDK without a route for it does."""
 
     identity = PluginIdentity("matrix", "ends-at-once", "0.0.1", "0" * 64)
+    start_may_wait = False
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory

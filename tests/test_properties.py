@@ -50,6 +50,8 @@ PROPERTY = settings(
 class RecordingPlugin:
     """The real echo plugin, keeping the last request line it was handed."""
 
+    start_may_wait = False
+
     def __init__(self, plugin: InProcessPlugin) -> None:
         self.plugin = plugin
         self.identity = plugin.identity
@@ -286,6 +288,8 @@ def test_app_id_can_be_fixed_to_null(body: dict[str, Any]) -> None:
 
 class EndingPlugin:
     """Stands in for any plugin: keeps the line it is handed and ends the session at once."""
+
+    start_may_wait = False
 
     def __init__(self, like: RecordingPlugin) -> None:
         self.identity = like.identity

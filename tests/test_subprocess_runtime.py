@@ -28,7 +28,15 @@ from emulator.runtime._stdio import MAX_LINE_BYTES
 from emulator.runtime.registry import PluginSet, RequestHandle
 from emulator.runtime.subprocess import NO_PROPER_INSTANCE
 from emulator.server.app import create_app
-from helpers import ECHO, FIXTURE_PLUGINS, KEY, dispatch_headers, dispatch_url, live_server
+from helpers import (
+    ECHO,
+    FIXTURE_PLUGINS,
+    KEY,
+    dispatch_headers,
+    dispatch_url,
+    live_server,
+    payload,
+)
 
 RAISING_ID = "tests/raising"
 TIMEOUT = 2.0
@@ -278,6 +286,47 @@ def test_a_plugin_that_cannot_start_again_gets_the_daemons_no_instance_error(
         assert json.loads(frames[-1])["data"]["type"] == "end"
     finally:
         plugin.close()
+
+
+def test_no_ready_instance_answers_dify_as_the_daemon_does(tmp_path: Path) -> None:
+    directory = plugin_copy(
+        tmp_path,
+        "import pathlib, sys\n"
+        "if pathlib.Path('broken').exists():\n"
+        "    sys.exit('broken on purpose')\n" + (EXAMPLE_PLUGIN / "main.py").read_text(),
+    )
+    plugin = SubprocessPlugin.load(directory, write_budget=0.5)
+    app = create_app(Settings(key=KEY), PluginSet([plugin]))
+    try:
+        (directory / "broken").touch()
+        kill(plugin)
+        with live_server(app) as url, httpx.Client(base_url=url, timeout=30) as client:
+            streamed = client.post(
+                dispatch_url("llm/invoke"),
+                json=llm_body("echo-1", "echo"),
+                headers=dispatch_headers(),
+            )
+            polled = client.post(
+                dispatch_url("model/polling/check"),
+                json=payload("model/polling/check"),
+                headers=dispatch_headers(),
+            )
+            healthy = client.get("/health/check")
+    finally:
+        plugin.close()
+
+    assert (streamed.status_code, streamed.headers["content-type"]) == (200, "text/event-stream")
+    assert collect(streamed.text) == (
+        [],
+        DaemonError("PluginDaemonInternalServerError", NO_PROPER_INSTANCE),
+    )
+    assert polled.status_code == 500
+    assert json.loads(json.loads(polled.text)["message"]) == {
+        "message": NO_PROPER_INSTANCE,
+        "error_type": "PluginInvokeError",
+        "args": None,
+    }
+    assert healthy.status_code == 200
 
 
 def test_a_stdout_line_longer_than_the_daemon_reads_ends_the_process(

@@ -105,6 +105,8 @@ class RunningRequest:
 class InProcessPlugin:
     """An SDK plugin loaded into this process; start requests on it from any thread."""
 
+    start_may_wait = False
+
     def __init__(
         self,
         identity: PluginIdentity,

@@ -43,6 +43,8 @@ class PluginRuntime(Protocol):
     identity: PluginIdentity
     directory: Path
     providers: list[ProviderSummary]
+    start_may_wait: bool
+    """True if `start` can block (a process starting up): call it off the event loop."""
 
     def request_rejection(self, request_line: str) -> str | None:
         """Why the plugin's SDK would refuse this request line, or None."""

@@ -91,6 +91,9 @@ class SubprocessRequest:
 class SubprocessPlugin:
     """An SDK plugin in a process of its own; start requests on it from any thread."""
 
+    start_may_wait = True
+    """A request that finds the process dead starts it and waits for it to be ready."""
+
     def __init__(
         self,
         identity: PluginIdentity,

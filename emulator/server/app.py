@@ -15,7 +15,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +39,7 @@ from emulator.faults import Faults, StreamPlan
 from emulator.journal import Dispatch, Journal
 from emulator.runtime.registry import PluginSet
 from emulator.runtime.sdk import observing_sessions
+from emulator.runtime.subprocess import PluginUnavailableError
 from emulator.server import control, management
 from emulator.server.streaming import (
     CallsBack,
@@ -342,11 +343,13 @@ async def _run_session(
     session: _Session, plugins: PluginSet, settings: Settings, calls: CallsBack
 ) -> Response:
     bridge = FrameBridge(asyncio.get_running_loop(), session.session_id)
-    with observing_sessions(session.record.record_session):
-        session.plugin.start(session.line, bridge.on_event)
-    plugins.active_requests += 1
     headers = warning_headers(session.bound)
     route = session.route
+    try:
+        await _start(session, bridge)
+    except PluginUnavailableError as error:
+        return _unavailable_answer(route, str(error), headers, session.record)
+    plugins.active_requests += 1
     if route.streamed:
         items = session_items(route, bridge, settings.max_execution_timeout, calls)
         planned = planned_items(items, session.plan, session.record)
@@ -357,6 +360,29 @@ async def _run_session(
         return await _last_item_answer(route, bridge, headers, session.plan, calls)
     finally:
         _finish(plugins, bridge)
+
+
+async def _start(session: _Session, bridge: FrameBridge) -> None:
+    with observing_sessions(session.record.record_session):
+        if session.plugin.start_may_wait:
+            await run_in_threadpool(session.plugin.start, session.line, bridge.on_event)
+        else:
+            session.plugin.start(session.line, bridge.on_event)
+
+
+def _unavailable_answer(
+    route: Route, message: str, headers: list[tuple[str, str]], record: Dispatch
+) -> Response:
+    """No plugin instance took the request: the daemon's one-item stream, or its JSON 500 on
+    the polling routes (which report the failed write as the plugin's invoke error)."""
+    if not route.streamed:
+        return json_answer(500, envelopes.error(ErrorType.PLUGIN_INVOKE, message), headers)
+    item = Item(envelopes.error(ErrorType.INTERNAL, message), is_error=True)
+    return EventStream(_one(item), headers, record)
+
+
+async def _one(item: Item) -> AsyncGenerator[Item, None]:
+    yield item
 
 
 def _finish(plugins: PluginSet, bridge: FrameBridge) -> None:
