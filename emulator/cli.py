@@ -14,6 +14,7 @@ from types import FrameType
 
 import uvicorn
 
+from emulator.backwards import Backwards, BackwardsSettings
 from emulator.config import KEEP_ALIVE_SECONDS, RUNTIMES, Settings, SettingsError
 from emulator.contract.diff import UnusableContract, as_json, diff, render
 from emulator.contract.export import write_contracts
@@ -46,12 +47,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             runtime=args.runtime,
             python=args.python,
         )
-    except SettingsError as error:
+        backwards = Backwards(BackwardsSettings.from_env())
+    except (SettingsError, ValueError) as error:
         parser.error(str(error))
-    return serve(settings)
+    return serve(settings, backwards)
 
 
-def serve(settings: Settings) -> int:
+def serve(settings: Settings, backwards: Backwards | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _stop)
     logging.basicConfig(
@@ -64,13 +66,13 @@ def serve(settings: Settings) -> int:
         logger.error("%s", error)
         return 1
     try:
-        _serve_loaded(settings, plugins)
+        _serve_loaded(settings, plugins, backwards)
     finally:
         plugins.close()
     return 0
 
 
-def _serve_loaded(settings: Settings, plugins: PluginSet) -> None:
+def _serve_loaded(settings: Settings, plugins: PluginSet, backwards: Backwards | None) -> None:
     logger.info(
         "serving %d plugin(s) on http://%s:%d%s",
         len(plugins),
@@ -79,7 +81,7 @@ def _serve_loaded(settings: Settings, plugins: PluginSet) -> None:
         " (strict)" if settings.strict else "",
     )
     uvicorn.run(
-        create_app(settings, plugins),
+        create_app(settings, plugins, backwards=backwards),
         host=settings.host,
         port=settings.port,
         server_header=False,

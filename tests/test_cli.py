@@ -148,6 +148,11 @@ def test_the_wheel_carries_the_example_plugin(tmp_path: Path) -> None:
         ),
         (["--plugin", "p::thread"], {}, "plugin 'p::thread': runtime 'thread' is not one of"),
         (["--plugin", "p::inprocess=/py"], {}, "only a subprocess plugin runs under a Python"),
+        (
+            [],
+            {"DIFY_BACKWARDS_INVOCATION_READ_TIMEOUT": "soon"},
+            "DIFY_BACKWARDS_INVOCATION_READ_TIMEOUT must be a whole number of milliseconds",
+        ),
     ],
 )
 def test_bad_settings_are_usage_errors_not_tracebacks(

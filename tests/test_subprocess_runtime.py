@@ -26,7 +26,7 @@ from emulator.config import EXAMPLE_PLUGIN, RuntimeChoice, Settings
 from emulator.runtime import PluginLoadError, PluginUnavailableError, SubprocessPlugin
 from emulator.runtime._stdio import MAX_LINE_BYTES
 from emulator.runtime.registry import PluginSet, RequestHandle
-from emulator.runtime.subprocess import NO_PROPER_INSTANCE
+from emulator.runtime.subprocess import NO_PROPER_INSTANCE, plugin_environment
 from emulator.server.app import create_app
 from helpers import (
     ECHO,
@@ -407,3 +407,15 @@ def test_a_failed_load_stops_the_plugins_it_had_started(
 
     stopped = [r.getMessage() for r in caplog.records if r.name == "emulator.runtime"]
     assert any(m.startswith("plugin emulator/echo (pid") and m.endswith("stopped") for m in stopped)
+
+
+def test_a_plugin_process_runs_local_with_the_emulators_call_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("MAX_INVOCATION_TIMEOUT", raising=False)
+    monkeypatch.setenv("INSTALL_METHOD", "remote")
+    default = plugin_environment()
+    monkeypatch.setenv("MAX_INVOCATION_TIMEOUT", "3")
+
+    assert (default["INSTALL_METHOD"], default["MAX_INVOCATION_TIMEOUT"]) == ("local", "10")
+    assert plugin_environment()["MAX_INVOCATION_TIMEOUT"] == "3"

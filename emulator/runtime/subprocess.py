@@ -41,7 +41,7 @@ from emulator.runtime.inprocess import (
     PluginLoadError,
     directory_checksum,
 )
-from emulator.runtime.sdk import ProviderSummary
+from emulator.runtime.sdk import INVOCATION_TIMEOUT, ProviderSummary
 
 START_TIMEOUT = 120.0
 """Seconds a new process has to send its first heartbeat: the daemon's MAX_HEARTBEAT_INTERVAL."""
@@ -247,7 +247,7 @@ class SubprocessPlugin:
             popen = subprocess.Popen(
                 [launch.python, "-m", launch.entrypoint],
                 cwd=launch.directory,
-                env={**os.environ, "INSTALL_METHOD": "local"},
+                env=plugin_environment(),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -374,3 +374,13 @@ def _yaml(path: Path) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise ValueError(f"{path} is no mapping")
     return document
+
+
+def plugin_environment() -> dict[str, str]:
+    """The emulator's environment, as the daemon's local runtime passes its own, plus the
+    install method; calls back into Dify time out as in process unless the caller chose."""
+    return {
+        "MAX_INVOCATION_TIMEOUT": str(INVOCATION_TIMEOUT),
+        **os.environ,
+        "INSTALL_METHOD": "local",
+    }
