@@ -1,6 +1,7 @@
 # The emulator as a drop-in for Dify's plugin_daemon service; see docker/docker-compose.yaml.
 #   docker build -t dify-plugin-daemon-emulator .
-#   docker run -p 5002:5002 -v "$PWD/my_plugin:/plugins/my_plugin:ro" dify-plugin-daemon-emulator
+#   docker run --init -p 5002:5002 -v "$PWD/my_plugin:/plugins/my_plugin:ro" dify-plugin-daemon-emulator
+# (--init: plugins run with the subprocess runtime exit when their parent is PID 1.)
 
 FROM python:3.12-slim AS build
 WORKDIR /src

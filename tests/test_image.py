@@ -404,6 +404,7 @@ def test_the_compose_file_stands_in_for_difys_plugin_daemon(image: Image) -> Non
 
     assert (settings.host, settings.port, settings.key) == ("0.0.0.0", 5002, DIFY_COMPOSE_KEY)
     assert service["build"]["context"] == ".." and "PLUGIN_DAEMON_URL" in COMPOSE.read_text()
+    assert service["init"] is True  # plugin processes exit when their parent is PID 1
     for source, target, *_ in mounts:
         assert target.startswith("/plugins/")
         assert (COMPOSE.parent / source / "manifest.yaml").is_file()
