@@ -75,7 +75,7 @@ def _struct_to_map(cls: type[GoStruct], value: dict[str, Any]) -> dict[str, str]
     members = {}
     for field in flat_fields(cls):
         member = value[field.json_name]
-        if not (field.omitempty and is_empty(member)):
+        if not (field.omitempty and is_empty(member, field.gotype)):
             members[field.json_name] = _mapped(member, field.gotype)
     return members
 

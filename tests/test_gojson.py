@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 
 from emulator.contract.findings import WarningKind
-from emulator.contract.gojson import encode_float, encode_string, parse_document
+from emulator.contract.gojson import encode_float, encode_string, encode_struct, parse_document
+from emulator.contract.gotypes import Go, GoStruct
 from emulator.contract.model import RequestInvokeLLM, RequestInvokeRerank
 from emulator.contract.wrapper import BoundRequest, bind
 from helpers import TENANT
@@ -161,3 +162,21 @@ def test_trailing_bytes_after_the_value_are_ignored_and_reported() -> None:
 
     assert parse_document(b'{"a":1} trailing', warnings) is not None
     assert [w.kind for w in warnings] == [WarningKind.TRAILING_DATA]
+
+
+class _Omitted(GoStruct):
+    count: Annotated[int | None, Go(omitempty=True)] = None
+    anything: Annotated[Any, Go(omitempty=True)] = None
+    name: Annotated[str, Go(omitempty=True)] = ""
+    total: Annotated[int, Go(omitempty=True)] = 0
+    tags: Annotated[list[str] | None, Go(omitempty=True)] = None
+    labels: Annotated[dict[str, Any] | None, Go(omitempty=True)] = None
+
+
+def test_omitempty_leaves_out_by_kind_as_go_does() -> None:
+    zeros = {"count": 0, "anything": 0, "name": "", "total": 0, "tags": [], "labels": {}}
+    nils = {**zeros, "count": None, "anything": None, "tags": None, "labels": None}
+
+    # A pointer to 0 and an interface holding 0 are not nil, so Go writes them.
+    assert encode_struct(_Omitted, zeros) == '{"count":0,"anything":0}'
+    assert encode_struct(_Omitted, nils) == "{}"

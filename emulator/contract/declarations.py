@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Annotated, Any, ClassVar
 
 from emulator.contract.gojson import encode, encode_members, encode_string, is_empty
-from emulator.contract.gotypes import Go, GoStruct, Interface, Pointer, flat_fields
+from emulator.contract.gotypes import Go, GoStruct, flat_fields
 from emulator.contract.responses import I18nObject, ModelDeclaration
 
 __all__ = [
@@ -42,14 +42,14 @@ def _marshal_with_empty_lists(cls: type[GoStruct], value: dict[str, Any]) -> str
 
 
 def _omitting_as_go(cls: type[GoStruct], value: dict[str, Any]) -> str:
-    """json.Marshal's omitempty by Go kind: a pointer or an interface is left out only when
-    nil, so a pointer to 0, "" or an empty list is still written."""
+    """json.Marshal's omitempty, where a `pointer_slices` member is a *[]T: left out only
+    when nil, so a pointer to an empty list is still written."""
     pointers: tuple[str, ...] = getattr(cls, "pointer_slices", ())
     members = []
     for field in flat_fields(cls):
         item = value[field.json_name]
-        by_nil = field.json_name in pointers or isinstance(field.gotype, Pointer | Interface)
-        if field.omitempty and (item is None if by_nil else is_empty(item)):
+        by_nil = field.json_name in pointers
+        if field.omitempty and (item is None if by_nil else is_empty(item, field.gotype)):
             continue
         members.append(f"{encode_string(field.json_name)}:{encode(item, field.gotype)}")
     return "{" + ",".join(members) + "}"

@@ -641,7 +641,7 @@ def encode_members(cls: type[GoStruct], value: dict[str, Any]) -> list[str]:
     return [
         f"{encode_string(f.json_name)}:{encode(value[f.json_name], f.gotype)}"
         for f in flat_fields(cls)
-        if not (f.omitempty and is_empty(value[f.json_name]))
+        if not (f.omitempty and is_empty(value[f.json_name], f.gotype))
     ]
 
 
@@ -689,9 +689,19 @@ def compact(value: Any) -> str:
     return encode_any(value)
 
 
-def is_empty(value: Any) -> bool:
-    """Go's omitempty: false, 0, "", nil, and empty maps, slices and strings."""
-    return value is None or value is False or value == 0 or value in ("", [], {})
+def is_empty(value: Any, gotype: GoType) -> bool:
+    """Go's omitempty, by kind (encoding/json and mapstructure agree): false, 0, "", empty
+    slices and maps, and nil pointers and interfaces. A pointer to a zero value or an
+    interface holding one is written, and a struct (a decimal too) never counts as empty."""
+    match gotype:
+        case Pointer() | Interface() | Raw():
+            return value is None
+        case Slice() | Map():
+            return not value
+        case Struct() | Scalar("decimal"):
+            return False
+        case _:
+            return value is False or value == 0 or value == ""
 
 
 def parse_value(text: str) -> Any:
