@@ -99,6 +99,41 @@ def read_package(directory: Path) -> PluginPackage:
 # The package decoder ----------------------------------------------------------------------
 
 
+_LISTED_PROVIDERS: tuple[
+    tuple[str, str, tuple[type[GoStruct], str, str, type[GoStruct]] | None], ...
+] = (
+    # In the decoder's order: manifest key, declaration key, and the provider's struct, its
+    # name in errors, the member listing its items, and the items' struct (models differ).
+    ("tools", "tool", (d.ToolProviderDeclaration, "tool", "tools", d.ToolDeclaration)),
+    (
+        "endpoints",
+        "endpoint",
+        (d.EndpointProviderDeclaration, "endpoint", "endpoints", d.EndpointDeclaration),
+    ),
+    ("models", "model", None),
+    (
+        "agent_strategies",
+        "agent_strategy",
+        (
+            d.AgentStrategyProviderDeclaration,
+            "agent strategy",
+            "strategies",
+            d.AgentStrategyDeclaration,
+        ),
+    ),
+    (
+        "datasources",
+        "datasource",
+        (d.DatasourceProviderDeclaration, "datasource", "datasources", d.DatasourceDeclaration),
+    ),
+    (
+        "triggers",
+        "trigger",
+        (d.TriggerProviderDeclaration, "trigger", "events", d.EventDeclaration),
+    ),
+)
+
+
 class _PackageReader:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -125,42 +160,18 @@ class _PackageReader:
     def manifest(self) -> StructValue:
         declaration = self.decode(d.PluginDeclaration, "manifest.yaml", "manifest")
         plugins = declaration["plugins"]
-        for file in plugins["tools"] or []:
-            declaration["tool"] = self._provider(
-                d.ToolProviderDeclaration, file, "tool", "tools", d.ToolDeclaration
-            )
-        for file in plugins["endpoints"] or []:
-            declaration["endpoint"] = self._provider(
-                d.EndpointProviderDeclaration, file, "endpoint", "endpoints", d.EndpointDeclaration
-            )
-        for file in plugins["models"] or []:
-            declaration["model"] = self._model_provider(file)
-        for file in plugins["agent_strategies"] or []:
-            declaration["agent_strategy"] = self._provider(
-                d.AgentStrategyProviderDeclaration,
-                file,
-                "agent strategy",
-                "strategies",
-                d.AgentStrategyDeclaration,
-            )
-        for file in plugins["datasources"] or []:
-            declaration["datasource"] = self._provider(
-                d.DatasourceProviderDeclaration,
-                file,
-                "datasource",
-                "datasources",
-                d.DatasourceDeclaration,
-            )
-        for file in plugins["triggers"] or []:
-            declaration["trigger"] = self._provider(
-                d.TriggerProviderDeclaration, file, "trigger", "events", d.EventDeclaration
-            )
+        for listed_as, declared_as, shape in _LISTED_PROVIDERS:
+            for file in plugins[listed_as] or []:
+                provider = (
+                    self._model_provider(file) if shape is None else self._provider(file, *shape)
+                )
+                declaration[declared_as] = provider
         return declaration
 
     def _provider(
         self,
-        cls: type[GoStruct],
         file: str,
+        cls: type[GoStruct],
         purpose: str,
         items: str,
         item_cls: type[GoStruct],
