@@ -65,3 +65,23 @@ def live_server(app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(5)
+
+
+REQUESTS = "github.com/langgenius/dify-plugin-daemon/pkg/entities/requests"
+"""The Go package of the dispatch `data` types, as it shows in the validator's keys."""
+
+
+def assert_missing_member_400(response: Any, key: str) -> None:
+    """The daemon's 400 for a required member left out: `key` is the validator's key after
+    the wrapper's type, e.g. `RequestInvokeLLM].Data.Model`."""
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/json; charset=utf-8"
+    envelope = response.json()
+    assert (envelope["code"], envelope["data"]) == (-400, None)
+    error = json.loads(envelope["message"])
+    assert error["error_type"] == "PluginDaemonBadRequestError" and error["args"] is None
+    go_field = key.rsplit(".", 1)[1]
+    assert error["message"] == (
+        f"Key: 'InvokePluginRequest[{REQUESTS}.{key}' "
+        f"Error:Field validation for '{go_field}' failed on the 'required' tag"
+    )

@@ -21,9 +21,17 @@ from emulator.contract.wrapper import bind
 from emulator.runtime.registry import PluginSet
 from emulator.server.app import create_app
 from emulator.sessions import Item, SessionReader, request_line
-from helpers import FIXTURE_PLUGINS, KEY, PAYLOADS, TENANT, dispatch_headers, dispatch_url, payload
+from helpers import (
+    FIXTURE_PLUGINS,
+    KEY,
+    PAYLOADS,
+    TENANT,
+    assert_missing_member_400,
+    dispatch_headers,
+    dispatch_url,
+    payload,
+)
 
-REQUESTS = "github.com/langgenius/dify-plugin-daemon/pkg/entities/requests"
 WITH_APP_ID = ("tool/invoke", "tool/get_runtime_parameters", "agent_strategy/invoke")
 PLUGIN_OF_FAMILY = {
     "tool": "emulator/tool_echo",
@@ -286,17 +294,7 @@ def test_a_missing_required_member_gets_the_daemons_400(
 
     response = post(family_client, path, body)
 
-    assert response.status_code == 400
-    assert response.headers["content-type"] == "application/json; charset=utf-8"
-    envelope = response.json()
-    assert (envelope["code"], envelope["data"]) == (-400, None)
-    error = json.loads(envelope["message"])
-    assert error["error_type"] == "PluginDaemonBadRequestError" and error["args"] is None
-    go_field = key.rsplit(".", 1)[1]
-    assert error["message"] == (
-        f"Key: 'InvokePluginRequest[{REQUESTS}.{key}' "
-        f"Error:Field validation for '{go_field}' failed on the 'required' tag"
-    )
+    assert_missing_member_400(response, key)
 
 
 def test_an_empty_map_is_not_missing_but_null_is(family_client: httpx.Client) -> None:

@@ -11,9 +11,8 @@ import pytest
 
 from dify_client import collect, envelopes
 from emulator.contract.routes import MODEL_ROUTES
-from helpers import dispatch_headers, dispatch_url, payload
+from helpers import assert_missing_member_400, dispatch_headers, dispatch_url, payload
 
-REQUESTS = "github.com/langgenius/dify-plugin-daemon/pkg/entities/requests"
 SESSION_KEYS = {"app_id", "conversation_id", "message_id", "endpoint_id", "session_id", "user_id"}
 
 
@@ -187,17 +186,7 @@ def test_a_missing_required_field_gets_the_daemons_400(client: httpx.Client, rou
 
     response = post(client, route, body)
 
-    assert response.status_code == 400
-    assert response.headers["content-type"] == "application/json; charset=utf-8"
-    envelope = response.json()
-    assert (envelope["code"], envelope["data"]) == (-400, None)
-    error = json.loads(envelope["message"])
-    assert error["error_type"] == "PluginDaemonBadRequestError" and error["args"] is None
-    go_field = key.rsplit(".", 1)[1]
-    assert error["message"] == (
-        f"Key: 'InvokePluginRequest[{REQUESTS}.{key}' "
-        f"Error:Field validation for '{go_field}' failed on the 'required' tag"
-    )
+    assert_missing_member_400(response, key)
 
 
 @pytest.mark.parametrize(
