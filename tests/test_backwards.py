@@ -936,6 +936,25 @@ def test_the_inner_api_url_keeps_the_base_path() -> None:
     assert inner_api_url("http://dify/console", "/invoke/llm/structured-output") == (
         "http://dify/console/inner/api/invoke/llm/structured-output"
     )
+    assert inner_api_url("http://dify/base/../dify/?tenant=x", "invoke/tool") == (
+        "http://dify/dify/inner/api/invoke/tool?tenant=x"
+    )
+    assert inner_api_url("http://dify", "invoke/tool") == "http://dify/inner/api/invoke/tool"
+
+
+def test_calls_to_dify_do_not_follow_proxy_variables(
+    tmp_path: Path, dify: FakeDify, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The daemon's transport sets no Proxy: the key must not go to a proxy.
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    settings = BackwardsSettings(inner_api_url=dify.url, inner_api_key=INNER_KEY)
+    emulator = Emulator(calling_plugin(tmp_path, STORAGE_AND_LLM), settings)
+    dify.stream("/inner/api/invoke/llm", {"data": llm_chunk("direct"), "error": ""})
+
+    assert texts_of(emulator.storage_get("llm:say hello")) == ["direct"]
 
 
 def test_settings_read_the_daemons_env_names() -> None:

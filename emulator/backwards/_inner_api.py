@@ -7,10 +7,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import posixpath
 import struct
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -112,8 +114,11 @@ FORWARDED: dict[str, Route] = {
 
 
 def inner_api_url(base_url: str, path: str) -> str:
-    """url.JoinPath(base, "inner", "api", path): one slash between parts, base path kept."""
-    return base_url.rstrip("/") + "/inner/api/" + path.strip("/")
+    """url.JoinPath(base, "inner", "api", path): the base's path joined and cleaned as Go's
+    path.Join cleans it (one slash between parts, `.` and `..` resolved), its query kept."""
+    base = urlsplit(base_url)
+    joined = posixpath.normpath("/".join(["", base.path, "inner", "api", path]))
+    return urlunsplit(base._replace(path="/" + joined.lstrip("/")))
 
 
 def forward(
@@ -146,8 +151,9 @@ def forward(
 
 
 def _go_like_client(timeout: httpx.Timeout) -> httpx.Client:
-    """An httpx client whose own headers are those of Go's net/http client."""
-    client = httpx.Client(timeout=timeout, headers=GO_CLIENT_HEADERS)
+    """An httpx client whose own headers are those of Go's net/http client. The daemon's
+    transport has no Proxy, so proxy variables in the environment are not followed."""
+    client = httpx.Client(timeout=timeout, headers=GO_CLIENT_HEADERS, trust_env=False)
     for name in ("Accept", "Connection"):
         client.headers.pop(name, None)
     return client
