@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from emulator.faults import TIMEOUT_MESSAGE
+
 # What each dispatch route is sent: what it names (a model type, a tool, ...) and its own
 # fields, shaped as Dify sends them (fixtures/payloads), kept small. The plugin need not
 # declare what a request names: an error from the plugin still shows that the SDK routed
@@ -99,6 +101,10 @@ _TENANT = "00000000-0000-4000-8000-00000000a7c1"
 _KEY = "matrix-key"
 _NO_POLLING_RESULT = "no polling result received from plugin"
 _PLUGIN_INVOKE_ERROR = "PluginInvokeError"
+DAEMON_STREAM_ERRORS = frozenset(
+    {"unmarshal_error", "invoke_dify_error", "unknown_stream_message_type"}
+)
+"""Errors the daemon raises inside a stream about what the plugin sent (not the plugin's own)."""
 _TOOLS_TRIED = 5
 PROBE_APP_ID = "matrix-app-id-7c41"
 
@@ -268,9 +274,21 @@ def _route_outcome(client: Any, path: str, declared: Declared) -> RouteOutcome:
     if path not in PROBE_BODIES:
         return RouteOutcome(path, "not probed", "the matrix has no request body for it")
     status, items = _post(client, path, _body(path, declared))
+    return classify(path, status, items)
+
+
+def classify(path: str, status: int, items: list[dict[str, Any]]) -> RouteOutcome:
+    """What one route's answer says about the SDK and the plugin."""
     errors = [item for item in items if item.get("code") != 0]
     if errors and _outer_error_type(errors[0]) != _PLUGIN_INVOKE_ERROR:
-        return RouteOutcome(path, "refused", f"HTTP {status}: {error_text(errors[0])}")
+        text = error_text(errors[0])
+        if status != 200:
+            return RouteOutcome(path, "refused", f"HTTP {status}: {text}")
+        if text.endswith(TIMEOUT_MESSAGE):
+            return RouteOutcome(path, "timed out", text)
+        return RouteOutcome(path, "daemon error", text)
+    if errors and _inner_error_type(errors[0]) in DAEMON_STREAM_ERRORS:
+        return RouteOutcome(path, "bad reply", error_text(errors[0]))
     if errors and error_text(errors[0]).endswith(_NO_POLLING_RESULT):
         return RouteOutcome(path, "bare end", "the SDK ended the session without an answer")
     if errors:
@@ -287,6 +305,10 @@ def _outer_error_type(item: dict[str, Any]) -> str:
     except ValueError:
         return ""
     return str(outer.get("error_type", "")) if isinstance(outer, dict) else ""
+
+
+def _inner_error_type(item: dict[str, Any]) -> str:
+    return error_text(item).partition(":")[0]
 
 
 def error_text(item: dict[str, Any]) -> str:

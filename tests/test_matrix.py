@@ -19,8 +19,10 @@ from typing import Any
 import pytest
 
 from emulator import matrix
-from emulator._matrix_checks import PROBE_BODIES
+from emulator._matrix_checks import PROBE_BODIES, classify
 from emulator.config import EXAMPLE_PLUGIN
+from emulator.contract import envelopes
+from emulator.contract.envelopes import ErrorType
 from emulator.runtime import PluginIdentity
 from helpers import FIXTURE_PLUGINS, ROOT
 
@@ -396,3 +398,19 @@ def test_the_command_prints_json_and_passes_when_the_pinned_version_loads(
     document = json.loads(capsys.readouterr().out)
     assert status == 0
     assert document["versions"][0]["app_id"] == "yes"
+
+
+@pytest.mark.parametrize(
+    ("status", "item", "outcome"),
+    [
+        (400, envelopes.error(ErrorType.BAD_REQUEST, "Key: 'x' Error:..."), "refused"),
+        (200, envelopes.error(ErrorType.INTERNAL, "killed by timeout"), "timed out"),
+        (200, envelopes.error(ErrorType.INTERNAL, "no proper instance"), "daemon error"),
+        (200, envelopes.stream_error("unmarshal_error", "unmarshal json failed"), "bad reply"),
+        (200, envelopes.stream_error("invoke_dify_error", "invoke dify failed"), "bad reply"),
+        (200, envelopes.plugin_error("ValueError", "no such tool", {}), "plugin error"),
+        (200, envelopes.success('{"result":true}'), "answered"),
+    ],
+)
+def test_each_kind_of_answer_gets_its_own_outcome(status: int, item: str, outcome: str) -> None:
+    assert classify("tool/invoke", status, [json.loads(item)]).outcome == outcome
