@@ -50,6 +50,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         backwards = Backwards(BackwardsSettings.from_env())
     except (SettingsError, ValueError) as error:
         parser.error(str(error))
+    try:
+        import_sdk()
+    except ValueError as error:
+        parser.error(f"the dify-plugin SDK refuses its settings from the environment: {error}")
     return serve(settings, backwards)
 
 
@@ -104,7 +108,11 @@ def _stop(signum: int, frame: FrameType | None) -> None:
 def contracts(args: argparse.Namespace) -> int:
     """`contracts export` writes the JSON Schemas; `contracts diff` judges a change."""
     if args.contracts_command == "export":
-        written = write_contracts(args.out)
+        try:
+            written = write_contracts(args.out)
+        except OSError as error:
+            print(f"cannot write the contracts to {args.out}: {error}", file=sys.stderr)
+            return 2
         print(f"wrote {len(written)} files to {args.out}")
         return 0
     try:

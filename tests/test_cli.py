@@ -150,6 +150,11 @@ def test_the_wheel_carries_the_example_plugin(tmp_path: Path) -> None:
         (["--plugin", "p::inprocess=/py"], {}, "only a subprocess plugin runs under a Python"),
         (
             [],
+            {"MAX_INVOCATION_TIMEOUT": "abc"},
+            "the dify-plugin SDK refuses its settings from the environment: 1 validation error",
+        ),
+        (
+            [],
             {"DIFY_BACKWARDS_INVOCATION_READ_TIMEOUT": "soon"},
             "DIFY_BACKWARDS_INVOCATION_READ_TIMEOUT must be a whole number of milliseconds",
         ),

@@ -323,6 +323,18 @@ def test_export_writes_the_same_files_as_committed(tmp_path: Path) -> None:
         assert (tmp_path / path.relative_to(CONTRACTS)).read_text() == path.read_text()
 
 
+def test_export_to_a_place_it_cannot_write_is_an_error_not_a_traceback(tmp_path: Path) -> None:
+    occupied = tmp_path / "a-file"
+    occupied.write_text("")
+    command = [sys.executable, "-m", "emulator", "contracts", "export", "--out", str(occupied)]
+
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"cannot write the contracts to {occupied}: ")
+    assert "Traceback" not in result.stderr
+
+
 # Found by review: changes the checker must not call "no changes", and input it must refuse.
 
 
