@@ -638,7 +638,7 @@ def test_permissions_are_checked_per_invoke_type(
         ({"backwards_request_id": "r", "request": {}},
          "invoke request missing type: map[backwards_request_id:r request:map[]]"),
         ({"type": "storage", "request": {"n": 1.5}},
-         "invoke request missing request_id: map[request:map[n:1.5] type:storage]"),
+         "invoke request missing request_id: map[request:map[n:%!s(float64=1.5)] type:storage]"),
         ({"type": "storage", "backwards_request_id": "r", "request": "x"},
          "invoke request missing request: map[backwards_request_id:r request:x type:storage]"),
     ],
@@ -661,6 +661,10 @@ def test_go_format_prints_as_fmt_does() -> None:
     value = {"b": [True, None, 1e21, 2.0], "a": "x"}
 
     assert go_format(value) == "map[a:x b:[true <nil> 1e+21 2]]"
+    # task.go formats a bad invoke request with %s: non-strings print as bad verbs.
+    assert go_format({"type": 5.0, "end": True, "id": None, "request": {}}, "s") == (
+        "map[end:%!s(bool=true) id:%!s(<nil>) request:map[] type:%!s(float64=5)]"
+    )
 
 
 # forwarding to Dify's inner API --------------------------------------------------------------

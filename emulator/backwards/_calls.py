@@ -155,22 +155,24 @@ def go_map(value: Any) -> Any:
     return value
 
 
-def go_format(value: Any) -> str:
-    """A decoded JSON value as Go's fmt %s / %v prints it (maps sorted, `map[k:v]`)."""
+def go_format(value: Any, verb: str = "v") -> str:
+    """A decoded JSON value as Go's fmt prints it with %v or %s (maps sorted, `map[k:v]`).
+    Under %s a value that is no string, map or slice shows as a bad verb: `%!s(float64=5)`."""
     match value:
-        case None:
-            return "<nil>"
-        case bool():
-            return "true" if value else "false"
         case dict():
-            members = " ".join(f"{key}:{go_format(value[key])}" for key in sorted(value))
+            members = " ".join(f"{key}:{go_format(value[key], verb)}" for key in sorted(value))
             return f"map[{members}]"
         case list():
-            return "[" + " ".join(go_format(item) for item in value) + "]"
-        case float() | int():
-            return _go_float(float(value))
+            return "[" + " ".join(go_format(item, verb) for item in value) + "]"
+        case str():
+            return value
+        case None:
+            return "%!s(<nil>)" if verb == "s" else "<nil>"
+        case bool():
+            text, kind = ("true" if value else "false"), "bool"
         case _:
-            return str(value)
+            text, kind = _go_float(float(value)), "float64"
+    return f"%!s({kind}={text})" if verb == "s" else text
 
 
 def _go_float(number: float) -> str:
