@@ -24,6 +24,9 @@ closes it gets a ReadError."""
 RUNTIMES = ("inprocess", "subprocess")
 """How a plugin runs: inside the emulator's process, or as its own process like the daemon's."""
 
+STDIO_MAX_BUFFER_SIZE = 5 * 1024 * 1024
+"""The daemon's default for the longest stdout line it reads from a plugin: 5 MiB."""
+
 RUNTIME_SEPARATOR = "::"
 """Splits a plugin entry into its path and runtime: `PATH::subprocess[=PYTHON]`."""
 
@@ -35,6 +38,8 @@ class RuntimeChoice:
     runtime: str = "inprocess"
     python: Path | None = None
     """A python executable or a virtual environment; None: the emulator's own interpreter."""
+    max_line_bytes: int = STDIO_MAX_BUFFER_SIZE
+    """The longest stdout line (one frame) the daemon reads from the plugin's process."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,10 @@ class Settings:
     """The Python of every subprocess plugin whose entry names none."""
     plugin_runtimes: Mapping[Path, RuntimeChoice] = field(default_factory=dict)
     """Runtimes chosen per plugin, from `PATH::RUNTIME[=PYTHON]` entries."""
+    stdio_max_buffer_size: int = STDIO_MAX_BUFFER_SIZE
+    """PLUGIN_RUNTIME_MAX_BUFFER_SIZE (or the older PLUGIN_STDIO_MAX_BUFFER_SIZE): the longest
+    stdout line, in bytes, the daemon reads from a plugin; a longer frame ends the plugin's
+    process, whichever runtime serves it here."""
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -62,6 +71,10 @@ class Settings:
             raise SettingsError(
                 f"PLUGIN_MAX_EXECUTION_TIMEOUT must be positive, not {self.max_execution_timeout}"
             )
+        if self.stdio_max_buffer_size < 1:
+            raise SettingsError(
+                f"PLUGIN_RUNTIME_MAX_BUFFER_SIZE must be positive, not {self.stdio_max_buffer_size}"
+            )
         if self.journal_cap < 1:
             raise SettingsError(f"the journal cap must be at least 1, not {self.journal_cap}")
         if self.runtime not in RUNTIMES:
@@ -69,12 +82,11 @@ class Settings:
 
     def runtime_for(self, plugin: Path) -> RuntimeChoice:
         """How ``plugin`` runs: its own entry's choice, or else the default for all."""
-        choice = self.plugin_runtimes.get(plugin)
-        if choice is None:
-            return RuntimeChoice(self.runtime, self.python)
-        if choice.runtime == "subprocess" and choice.python is None:
-            return RuntimeChoice(choice.runtime, self.python)
-        return choice
+        choice = self.plugin_runtimes.get(plugin) or RuntimeChoice(self.runtime, self.python)
+        python = choice.python
+        if choice.runtime == "subprocess" and python is None:
+            python = self.python
+        return RuntimeChoice(choice.runtime, python, self.stdio_max_buffer_size)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **flags: Any) -> Settings:
@@ -83,7 +95,9 @@ class Settings:
         values: dict[str, Any] = {}
         for name, (field_name, parse, kind) in _ENV.items():
             if name in env:
-                values[field_name] = _parsed(name, env[name], parse, kind)
+                value = _parsed(name, env[name], parse, kind)
+                if value not in _DEFERRING.get(name, ()):
+                    values[field_name] = value
         values.update({name: value for name, value in flags.items() if value is not None})
         if "plugins" in values:
             plugins, runtimes = plugin_entries(values["plugins"])
@@ -181,6 +195,10 @@ _ENV: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "SERVER_PORT": ("port", int, "int"),
     "SERVER_KEY": ("key", str, "string"),
     "PLUGIN_MAX_EXECUTION_TIMEOUT": ("max_execution_timeout", float, "float"),
+    "PLUGIN_RUNTIME_MAX_BUFFER_SIZE": ("stdio_max_buffer_size", int, "int"),
+    # After the new name: the daemon prefers the old one once it is set to something else
+    # than its default or 0 (Config.GetLocalRuntimeMaxBufferSize).
+    "PLUGIN_STDIO_MAX_BUFFER_SIZE": ("stdio_max_buffer_size", int, "int"),
     # The daemon has no name for these. Its PLUGIN_INSTALLED_PATH is a folder of installed
     # packages under its storage root, and Dify's compose file sets it ("plugin"), so a
     # drop-in that read it would load the wrong thing.
@@ -190,6 +208,11 @@ _ENV: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "EMULATOR_RUNTIME": ("runtime", str, "runtime"),
     "EMULATOR_PYTHON": ("python", Path, "path"),
 }
+
+_DEFERRING: dict[str, tuple[Any, ...]] = {
+    "PLUGIN_STDIO_MAX_BUFFER_SIZE": (STDIO_MAX_BUFFER_SIZE, 0),
+}
+"""Values of an older env name that leave the newer name (or the default) in force."""
 
 
 def _parsed(name: str, text: str, parse: Callable[[str], Any], kind: str) -> Any:

@@ -352,6 +352,36 @@ def test_a_stdout_line_longer_than_the_daemon_reads_ends_the_process(
     assert any("longer than 5242880 bytes" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.parametrize("runtime", ["inprocess", "subprocess"])
+def test_a_frame_over_the_stdout_cap_times_the_stream_out_in_either_runtime(
+    runtime: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    cap = 64 * 1024
+    body = llm_body("echo-1", "echo")
+    body["data"]["prompt_messages"] = [{"role": "user", "content": "hi " + "x" * cap}]
+    loaded = PluginSet.load([EXAMPLE_PLUGIN], lambda path: RuntimeChoice(runtime, None, cap))
+    app = create_app(Settings(key=KEY, max_execution_timeout=TIMEOUT), loaded)
+    try:
+        with (
+            caplog.at_level(logging.ERROR, logger="emulator.runtime"),
+            live_server(app) as url,
+            httpx.Client(base_url=url, timeout=30) as http,
+        ):
+            answer = http.post(dispatch_url("llm/invoke"), json=body, headers=dispatch_headers())
+    finally:
+        loaded.close()
+
+    chunks, error = collect(answer.text)
+    # The echo's first chunk reports its session; the word "hi" comes next, then the long one.
+    assert [chunk["delta"]["message"]["content"] for chunk in chunks][1:] == ["hi"]
+    assert error == DaemonError("PluginDaemonInternalServerError", "killed by timeout")
+    assert any(
+        "has an error on stdout: bufio.Scanner: token too long" in record.getMessage()
+        and f"longer than {cap} bytes" in record.getMessage()
+        for record in caplog.records
+    )
+
+
 # Start-up failures ------------------------------------------------------------------------
 
 

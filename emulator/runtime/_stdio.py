@@ -19,14 +19,15 @@ import threading
 import weakref
 from typing import IO, Any
 
-from emulator.runtime.inprocess import EventCallback, StreamClosed
+from emulator.config import STDIO_MAX_BUFFER_SIZE
+from emulator.runtime.inprocess import EventCallback, StreamClosed, log_line_too_long
 from emulator.runtime.sdk import PLUGIN_LOGGER_NAME
 
 STDERR_TAIL_BYTES = 1024
 """How much stderr a load error quotes: the daemon keeps the last 1024 bytes (MAX_ERR_MSG_LEN)."""
 
-MAX_LINE_BYTES = 5 * 1024 * 1024
-"""The longest stdout line the daemon reads (PLUGIN_RUNTIME_MAX_BUFFER_SIZE's default); a
+MAX_LINE_BYTES = STDIO_MAX_BUFFER_SIZE
+"""The longest stdout line the daemon reads by default (PLUGIN_RUNTIME_MAX_BUFFER_SIZE); a
 longer one ends its reader, and with it the process."""
 
 _logger = logging.getLogger("emulator.runtime")
@@ -44,8 +45,11 @@ class Session:
 class PluginProcess:
     """One process of a plugin: its pipes, its reader threads and its open sessions."""
 
-    def __init__(self, popen: subprocess.Popen[bytes], label: str) -> None:
+    def __init__(
+        self, popen: subprocess.Popen[bytes], label: str, max_line_bytes: int = MAX_LINE_BYTES
+    ) -> None:
         self._popen = popen
+        self._max_line_bytes = max_line_bytes
         self._label = f"{label} (pid {popen.pid})"
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
@@ -112,15 +116,11 @@ class PluginProcess:
     def _read_stdout(self) -> None:
         stdout = self._popen.stdout
         assert stdout is not None
+        cap = self._max_line_bytes
         try:
-            for raw in iter(lambda: stdout.readline(MAX_LINE_BYTES), b""):
-                if len(raw) == MAX_LINE_BYTES and not raw.endswith(b"\n"):
-                    _logger.error(
-                        "plugin %s has an error on stdout: a line is longer than %d bytes"
-                        " (bufio.Scanner: token too long); the daemon stops reading it",
-                        self._label,
-                        MAX_LINE_BYTES,
-                    )
+            for raw in iter(lambda: stdout.readline(cap), b""):
+                if len(raw) == cap and not raw.endswith(b"\n"):
+                    log_line_too_long(self._label, cap)
                     return
                 line = raw.decode("utf-8", "replace").strip()
                 if line:

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
+from emulator.config import STDIO_MAX_BUFFER_SIZE
 from emulator.runtime import sdk
 
 EventCallback = Callable[[str], None]
@@ -60,6 +61,20 @@ _SHARED_TOP_LEVEL_NAMES = frozenset(sys.stdlib_module_names) | {"dify_plugin"}
 
 class StreamClosed(Exception):
     """Raise from ``on_event`` when the client is gone; the plugin's stream stops."""
+
+
+def log_line_too_long(label: str, cap: int, session_id: str | None = None) -> None:
+    """Log what the daemon logs when a plugin prints a line it cannot read: its stdout
+    scanner fails with `token too long`, which ends its reader, and with it the process."""
+    where = "" if session_id is None else f" (a frame of session {session_id})"
+    _logger.error(
+        "plugin %s has an error on stdout: bufio.Scanner: token too long: a line%s is longer"
+        " than %d bytes (PLUGIN_RUNTIME_MAX_BUFFER_SIZE); the daemon stops reading it and"
+        " kills the process, so its sessions get nothing more",
+        label,
+        where,
+        cap,
+    )
 
 
 class PluginLoadError(Exception):
@@ -114,17 +129,26 @@ class InProcessPlugin:
         sdk_plugin: sdk.SdkPlugin,
         modules: dict[str, ModuleType],
         sessions: _SessionFrames,
+        max_line_bytes: int = STDIO_MAX_BUFFER_SIZE,
     ) -> None:
         self.identity = identity
         self.directory = directory
         self.providers = sdk_plugin.providers()
+        self.max_line_bytes = max_line_bytes
+        """The longest frame the daemon would read from the plugin as a process (its stdout
+        line cap); a longer one ends the session's delivery, see `log_line_too_long`."""
         self._sdk_plugin = sdk_plugin
         self._modules = modules
         self._sessions = sessions
 
     @classmethod
-    def load(cls, directory: Path) -> InProcessPlugin:
-        """Load the plugin in ``directory``; raise PluginLoadError if it cannot be loaded."""
+    def load(
+        cls, directory: Path, *, max_line_bytes: int = STDIO_MAX_BUFFER_SIZE
+    ) -> InProcessPlugin:
+        """Load the plugin in ``directory``; raise PluginLoadError if it cannot be loaded.
+
+        ``max_line_bytes`` is the daemon's stdout line cap (PLUGIN_RUNTIME_MAX_BUFFER_SIZE).
+        """
         directory = Path(directory).resolve()
         _check_layout(directory)
         checksum = directory_checksum(directory)
@@ -144,7 +168,7 @@ class InProcessPlugin:
             version=sdk_plugin.version,
             checksum=checksum,
         )
-        return cls(identity, directory, sdk_plugin, modules, sessions)
+        return cls(identity, directory, sdk_plugin, modules, sessions, max_line_bytes)
 
     def request_rejection(self, request_line: str) -> str | None:
         """Why the plugin's SDK would refuse to build this request, or None if it would not."""
@@ -159,7 +183,9 @@ class InProcessPlugin:
         further frames are delivered.
         """
         request = sdk.RequestEnvelope.parse(request_line)
-        frames = _RequestFrames(request.session_id, on_event)
+        frames = _RequestFrames(
+            request.session_id, on_event, self.identity.plugin_id, self.max_line_bytes
+        )
         self._sessions.register(request.session_id, frames)
 
         thread = threading.Thread(
@@ -228,9 +254,13 @@ def directory_checksum(directory: Path) -> str:
 class _RequestFrames:
     """Turns the JSON text the SDK writes for one request into ``on_event`` calls."""
 
-    def __init__(self, session_id: str, on_event: EventCallback) -> None:
+    def __init__(
+        self, session_id: str, on_event: EventCallback, label: str, max_line_bytes: int
+    ) -> None:
         self._session_id = session_id
         self._on_event = on_event
+        self._label = label
+        self._max_line_bytes = max_line_bytes
         self._closed = False
 
     def write(self, text: str) -> None:
@@ -244,6 +274,12 @@ class _RequestFrames:
         """Pass one frame on; once the receiver failed, drop the rest."""
         if self._closed:
             return
+        if len(frame.encode()) >= self._max_line_bytes:
+            # As a process, this frame is one stdout line the daemon cannot read: it kills
+            # the process and the session gets nothing more, so its stream times out.
+            self._closed = True
+            log_line_too_long(self._label, self._max_line_bytes, self._session_id)
+            raise StreamClosed(f"session {self._session_id} printed a line over the cap")
         try:
             self._on_event(frame)
         except StreamClosed:

@@ -132,8 +132,8 @@ class PluginSet:
 def load_plugin(directory: Path, choice: RuntimeChoice = IN_PROCESS) -> PluginRuntime:
     """Load the plugin folder ``directory`` the chosen way; raise PluginLoadError if it fails."""
     if choice.runtime == "subprocess":
-        return SubprocessPlugin.load(directory, choice.python)
-    return InProcessPlugin.load(directory)
+        return SubprocessPlugin.load(directory, choice.python, max_line_bytes=choice.max_line_bytes)
+    return InProcessPlugin.load(directory, max_line_bytes=choice.max_line_bytes)
 
 
 def _runtime_note(plugin: PluginRuntime) -> str:

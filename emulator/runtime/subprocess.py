@@ -34,6 +34,7 @@ from typing import Any
 import yaml
 from pydantic import TypeAdapter
 
+from emulator.config import STDIO_MAX_BUFFER_SIZE
 from emulator.runtime._stdio import PluginProcess, Session, json_object
 from emulator.runtime.inprocess import (
     EventCallback,
@@ -69,6 +70,7 @@ class _Launch:
     entrypoint: str
     directory: Path
     label: str
+    max_line_bytes: int
 
 
 class SubprocessRequest:
@@ -122,9 +124,13 @@ class SubprocessPlugin:
         *,
         start_timeout: float = START_TIMEOUT,
         write_budget: float = WRITE_BUDGET,
+        max_line_bytes: int = STDIO_MAX_BUFFER_SIZE,
     ) -> SubprocessPlugin:
         """Start the plugin in ``directory`` under ``python`` (default: this interpreter)
-        and wait for its first heartbeat; raise PluginLoadError if it dies or stays silent."""
+        and wait for its first heartbeat; raise PluginLoadError if it dies or stays silent.
+
+        A stdout line of ``max_line_bytes`` or more ends the process, as in the daemon.
+        """
         directory = Path(directory).resolve()
         manifest = _read_manifest(directory)
         _refuse_pid_one(directory)
@@ -140,6 +146,7 @@ class SubprocessPlugin:
             entrypoint=str(runner.get("entrypoint") or "main"),
             directory=directory,
             label=identity.plugin_id,
+            max_line_bytes=max_line_bytes,
         )
         providers = _providers(directory, manifest)
         plugin = cls(identity, directory, providers, launch, write_budget, start_timeout)
@@ -256,7 +263,7 @@ class SubprocessPlugin:
             raise PluginLoadError(
                 f"cannot load plugin from {launch.directory}: cannot run {launch.python}: {error}"
             ) from error
-        return PluginProcess(popen, launch.label)
+        return PluginProcess(popen, launch.label, launch.max_line_bytes)
 
     def _load_failure(self, process: PluginProcess, exited: bool) -> str:
         launch = self._launch
