@@ -29,6 +29,7 @@ from emulator.runtime import (
     import_sdk,
     sdk_version,
 )
+from emulator.runtime.inprocess import missing_entrypoint
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGINS = ROOT / "fixtures" / "plugins"
@@ -224,6 +225,47 @@ def test_failed_import_names_the_cause_and_leaves_no_module(tmp_path: Path) -> N
     assert str(directory) in str(caught.value)
     assert modules_from(directory) == []
     assert "models" not in sys.modules
+
+
+def test_an_entrypoint_missing_from_the_folder_is_a_load_error(tmp_path: Path) -> None:
+    directory = copy_plugin(TWIN_A, tmp_path)
+    manifest = directory / "manifest.yaml"
+    manifest.write_text(manifest.read_text().replace("entrypoint: main", "entrypoint: server"))
+
+    with pytest.raises(PluginLoadError) as caught:
+        InProcessPlugin.load(directory)
+
+    message = str(caught.value)
+    assert str(directory) in message
+    assert "meta.runner.entrypoint) 'server'" in message
+    assert message.endswith("No module named server")
+
+
+ENTRYPOINT_LAYOUTS: dict[str, dict[str, str]] = {
+    "app": {"app.py": ""},
+    "pkg": {"pkg/__init__.py": "", "pkg/__main__.py": ""},
+    "bare": {"bare/__init__.py": ""},
+    "ns.entry": {"ns/entry.py": ""},
+    "ns.gone": {"ns/entry.py": ""},
+    "elsewhere": {"sub/elsewhere.py": ""},
+    "no-module": {"no-module.py": ""},
+}
+
+
+@pytest.mark.parametrize("entrypoint", sorted(ENTRYPOINT_LAYOUTS))
+def test_the_entrypoint_check_agrees_with_python_dash_m(entrypoint: str, tmp_path: Path) -> None:
+    for relative, text in ENTRYPOINT_LAYOUTS[entrypoint].items():
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text(text)
+
+    ran = subprocess.run(
+        [sys.executable, "-m", entrypoint], cwd=tmp_path, capture_output=True, text=True
+    )
+    missing = missing_entrypoint(tmp_path, entrypoint)
+
+    assert (missing is None) == (ran.returncode == 0), ran.stderr
+    if missing is not None:
+        assert missing in ran.stderr
 
 
 def test_identity_comes_from_the_manifest(twin_a: InProcessPlugin) -> None:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib
+import importlib.machinery
 import json
 import logging
 import os
@@ -42,6 +43,8 @@ from contextvars import Context, copy_context
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+
+import yaml
 
 from emulator.config import STDIO_MAX_BUFFER_SIZE
 from emulator.runtime import sdk
@@ -162,6 +165,7 @@ class InProcessPlugin:
                 message = f"cannot load plugin from {directory}: {type(error).__name__}: {error}"
                 raise PluginLoadError(message) from error
 
+        _check_entrypoint(directory)
         identity = PluginIdentity(
             author=sdk_plugin.author or "",
             name=sdk_plugin.name,
@@ -238,6 +242,46 @@ class InProcessPlugin:
 
     def __repr__(self) -> str:
         return f"<InProcessPlugin {self.identity.unique_identifier} from {self.directory}>"
+
+
+def manifest_entrypoint(manifest: object) -> str:
+    """The module the daemon runs with `python -m`: `meta.runner.entrypoint`, `main` if unset."""
+    meta = manifest.get("meta") if isinstance(manifest, dict) else None
+    runner = meta.get("runner") if isinstance(meta, dict) else None
+    entrypoint = runner.get("entrypoint") if isinstance(runner, dict) else None
+    return str(entrypoint or "main")
+
+
+def missing_entrypoint(directory: Path, entrypoint: str) -> str | None:
+    """Why `python -m <entrypoint>`, run in ``directory``, would find no module there, in
+    Python's words; None if it would. Nothing is imported or run."""
+    spec = _spec_under(directory, entrypoint) if all(entrypoint.split(".")) else None
+    if spec is None:
+        return f"No module named {entrypoint}"
+    # -m runs a package's __main__ module.
+    is_package = spec.submodule_search_locations is not None
+    if is_package and _spec_under(directory, f"{entrypoint}.__main__") is None:
+        return (
+            f"No module named {entrypoint}.__main__; '{entrypoint}' is a package and"
+            " cannot be directly executed"
+        )
+    return None
+
+
+def _spec_under(directory: Path, name: str) -> importlib.machinery.ModuleSpec | None:
+    # Each part in turn, as the import system walks a dotted name; a folder without
+    # __init__.py is a namespace package, as for `python -m`.
+    locations: list[str] = [str(directory)]
+    spec = None
+    parts = name.split(".")
+    for index in range(len(parts)):
+        spec = importlib.machinery.PathFinder.find_spec(".".join(parts[: index + 1]), locations)
+        if spec is None:
+            return None
+        locations = list(spec.submodule_search_locations or [])
+        if index < len(parts) - 1 and not locations:
+            return None
+    return spec
 
 
 def directory_checksum(directory: Path) -> str:
@@ -358,6 +402,19 @@ def _check_layout(directory: Path) -> None:
     if not (directory / "_assets").is_dir():
         raise PluginLoadError(
             f"cannot load plugin from {directory}: _assets/ is missing (the SDK requires it)"
+        )
+
+
+def _check_entrypoint(directory: Path) -> None:
+    # Read once the SDK has loaded the manifest, so a manifest it refuses keeps its own error.
+    manifest = yaml.safe_load((directory / "manifest.yaml").read_text(encoding="utf-8"))
+    entrypoint = manifest_entrypoint(manifest)
+    missing = missing_entrypoint(directory, entrypoint)
+    if missing is not None:
+        raise PluginLoadError(
+            f"cannot load plugin from {directory}: its entrypoint (meta.runner.entrypoint)"
+            f" {entrypoint!r} is not in the folder, so `python -m {entrypoint}` fails there"
+            f" as a process and behind the daemon: {missing}"
         )
 
 

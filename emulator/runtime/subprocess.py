@@ -41,6 +41,7 @@ from emulator.runtime.inprocess import (
     PluginIdentity,
     PluginLoadError,
     directory_checksum,
+    manifest_entrypoint,
 )
 from emulator.runtime.sdk import INVOCATION_TIMEOUT, ProviderSummary
 
@@ -140,10 +141,9 @@ class SubprocessPlugin:
             version=str(manifest.get("version") or ""),
             checksum=directory_checksum(directory),
         )
-        runner = (manifest.get("meta") or {}).get("runner") or {}
         launch = _Launch(
             python=_interpreter(python),
-            entrypoint=str(runner.get("entrypoint") or "main"),
+            entrypoint=manifest_entrypoint(manifest),
             directory=directory,
             label=identity.plugin_id,
             max_line_bytes=max_line_bytes,
