@@ -25,7 +25,8 @@ from dify_client import DaemonError, collect
 from emulator.config import EXAMPLE_PLUGIN, RuntimeChoice, Settings
 from emulator.runtime import PluginLoadError, PluginUnavailableError, SubprocessPlugin
 from emulator.runtime._stdio import MAX_LINE_BYTES
-from emulator.runtime.registry import PluginSet, RequestHandle
+from emulator.runtime.declaration import read_package
+from emulator.runtime.registry import PluginSet, RequestHandle, _describe
 from emulator.runtime.subprocess import NO_PROPER_INSTANCE, plugin_environment
 from emulator.server.app import create_app
 from helpers import (
@@ -380,6 +381,46 @@ def test_a_frame_over_the_stdout_cap_times_the_stream_out_in_either_runtime(
         and f"longer than {cap} bytes" in record.getMessage()
         for record in caplog.records
     )
+
+
+# The load log line -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("runtime", ["inprocess", "subprocess"])
+@pytest.mark.parametrize(
+    ("plugin", "declares"),
+    [
+        ("tool_echo", "tool provider tool_echo (tools: echo_ids, blob, storage_get)"),
+        ("agent_echo", "agent strategy provider agent_echo (strategies: echo)"),
+        ("datasource_echo", "datasource provider drive_echo (datasources: files)"),
+        ("trigger_echo", "trigger provider trigger_echo (events: ping)"),
+        ("raising", "raising (llm: backwards, boom, forever)"),
+    ],
+)
+def test_the_load_line_lists_what_the_plugin_declares(
+    runtime: str, plugin: str, declares: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="emulator.runtime"):
+        PluginSet.load([FIXTURE_PLUGINS / plugin], lambda path: RuntimeChoice(runtime)).close()
+
+    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("loaded ")]
+    assert line.partition(": ")[2] == declares
+
+
+def test_the_load_line_lists_endpoints_by_method_and_path(tmp_path: Path) -> None:
+    (tmp_path / "manifest.yaml").write_text(
+        "version: 0.0.1\ntype: plugin\nauthor: someone\nname: hooks\nicon: icon.svg\n"
+        "label: {en_US: Hooks}\ncreated_at: 2025-01-01T00:00:00Z\n"
+        "plugins: {endpoints: [group.yaml]}\n"
+    )
+    (tmp_path / "group.yaml").write_text(
+        "endpoints:\n  - {path: /hook, method: POST}\n  - get.yaml\n"
+    )
+    (tmp_path / "get.yaml").write_text("path: /status\nmethod: GET\n")
+    (tmp_path / "_assets").mkdir()
+    (tmp_path / "_assets" / "icon.svg").write_text("<svg/>")
+
+    assert _describe([], read_package(tmp_path)) == "endpoints (POST /hook, GET /status)"
 
 
 # Start-up failures ------------------------------------------------------------------------

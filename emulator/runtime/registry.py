@@ -14,6 +14,7 @@ from typing import Protocol
 
 from emulator.config import RuntimeChoice
 from emulator.runtime import packages
+from emulator.runtime.declaration import DeclarationError, PluginPackage, read_package
 from emulator.runtime.inprocess import EventCallback, InProcessPlugin, PluginIdentity
 from emulator.runtime.sdk import ProviderSummary
 from emulator.runtime.subprocess import SubprocessPlugin
@@ -119,12 +120,13 @@ class PluginSet:
             directory = Path(folder.name)
             origin = f"{path} (unpacked to {directory})"
         plugin = load_plugin(directory, choice)
+        package = _declaration(plugin)
         logger.info(
             "loaded %s from %s%s: %s",
             plugin.identity.unique_identifier,
             origin,
             _runtime_note(plugin),
-            _describe(plugin.providers),
+            _describe(plugin.providers, package),
         )
         return plugin
 
@@ -142,8 +144,44 @@ def _runtime_note(plugin: PluginRuntime) -> str:
     return ""
 
 
-def _describe(providers: list[ProviderSummary]) -> str:
-    return "; ".join(
-        f"{p.name} ({', '.join(f'{t}: {", ".join(m)}' for t, m in p.models.items())})"
-        for p in providers
-    )
+_FAMILIES = (
+    # In the daemon decoder's order: declaration key, what to call it, the member listing
+    # its items. Models come from the runtime's own summary; endpoints have no provider name.
+    ("tool", "tool provider", "tools"),
+    ("endpoint", "", "endpoints"),
+    ("model", "", ""),
+    ("agent_strategy", "agent strategy provider", "strategies"),
+    ("datasource", "datasource provider", "datasources"),
+    ("trigger", "trigger provider", "events"),
+)
+
+
+def _declaration(plugin: PluginRuntime) -> PluginPackage | None:
+    try:
+        return read_package(plugin.directory)
+    except DeclarationError:
+        return None
+
+
+def _describe(providers: list[ProviderSummary], package: PluginPackage | None) -> str:
+    """What the plugin declares, per family: each provider and its items."""
+    parts: list[str] = []
+    for key, title, items in _FAMILIES:
+        if key == "model":
+            parts.extend(_models(provider) for provider in providers)
+            continue
+        declared = None if package is None else package.declaration[key]
+        if declared is None:
+            continue
+        if key == "endpoint":
+            endpoints = [f"{e['method']} {e['path']}" for e in declared["endpoints"] or []]
+            parts.append(f"endpoints ({', '.join(endpoints)})")
+            continue
+        names = [item["identity"]["name"] for item in declared[items] or []]
+        parts.append(f"{title} {declared['identity']['name']} ({items}: {', '.join(names)})")
+    return "; ".join(parts)
+
+
+def _models(provider: ProviderSummary) -> str:
+    models = ", ".join(f"{t}: {', '.join(m)}" for t, m in provider.models.items())
+    return f"{provider.name} ({models})"
