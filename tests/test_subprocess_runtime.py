@@ -423,6 +423,27 @@ def test_the_load_line_lists_endpoints_by_method_and_path(tmp_path: Path) -> Non
     assert _describe([], read_package(tmp_path)) == "endpoints (POST /hook, GET /status)"
 
 
+@pytest.mark.parametrize("runtime", ["inprocess", "subprocess"])
+def test_a_plugin_the_daemon_could_not_install_loads_with_a_warning(
+    runtime: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    directory = Path(shutil.copytree(FIXTURE_PLUGINS / "twin_a", tmp_path / "twin_a"))
+    (directory / "_assets" / "icon.svg").rename(directory / "_assets" / "other.svg")
+
+    with caplog.at_level(logging.INFO, logger="emulator.runtime"):
+        loaded = PluginSet.load([directory], lambda path: RuntimeChoice(runtime))
+    loaded.close()
+
+    [warning] = [
+        r for r in caplog.records if r.name == "emulator.runtime" and r.levelno == logging.WARNING
+    ]
+    message = warning.getMessage()
+    assert message.startswith("plugin twins/twin-a:0.0.1@")
+    assert f"from {directory}: the daemon would refuse to install it" in message
+    assert "fails: file not found: icon.svg; failed to remap plugin icon" in message
+    assert [plugin.identity.plugin_id for plugin in loaded] == ["twins/twin-a"]
+
+
 # Start-up failures ------------------------------------------------------------------------
 
 

@@ -120,7 +120,7 @@ class PluginSet:
             directory = Path(folder.name)
             origin = f"{path} (unpacked to {directory})"
         plugin = load_plugin(directory, choice)
-        package = _declaration(plugin)
+        package = _declaration(plugin, origin)
         logger.info(
             "loaded %s from %s%s: %s",
             plugin.identity.unique_identifier,
@@ -156,10 +156,25 @@ _FAMILIES = (
 )
 
 
-def _declaration(plugin: PluginRuntime) -> PluginPackage | None:
+def _declaration(plugin: PluginRuntime, origin: str) -> PluginPackage | None:
+    """The declaration the daemon would store, or None (logged) where its decoder fails.
+
+    The daemon decodes a package when it is uploaded and refuses to install one it cannot
+    decode (400, `failed to decode package`; an icon missing from _assets fails as it saves
+    the package), so such a plugin never runs behind it. Here it still serves, so the
+    plugin's own routes can be tried; the management routes that list plugins answer -500.
+    """
     try:
         return read_package(plugin.directory)
-    except DeclarationError:
+    except DeclarationError as error:
+        logger.warning(
+            "plugin %s from %s: the daemon would refuse to install it, as its package decoder"
+            " fails: %s. It is served here all the same, but the management routes that list"
+            " plugins answer -500 while it is loaded",
+            plugin.identity.unique_identifier,
+            origin,
+            str(error).replace("\n", "; "),
+        )
         return None
 
 
