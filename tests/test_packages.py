@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import json
 import re
+import shutil
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from emulator.config import EXAMPLE_PLUGIN, Settings, plugin_directories
+from emulator.config import EXAMPLE_PLUGIN, RuntimeChoice, Settings, plugin_directories
 from emulator.runtime import PluginLoadError
 from emulator.runtime.packages import unpack
 from emulator.runtime.registry import PluginSet
@@ -137,3 +138,31 @@ def test_a_file_that_is_no_zip_is_a_load_error(tmp_path: Path) -> None:
 
     with pytest.raises(PluginLoadError, match=f"cannot load plugin from {package}"):
         PluginSet.load([package])
+
+
+@pytest.mark.parametrize("runtime", ["inprocess", "subprocess"])
+@pytest.mark.parametrize(
+    ("broken", "cause"),
+    [
+        ({"manifest.yaml": "version: [unclosed\n"}, ""),
+        ({"provider/echo.yaml": "provider: [unclosed\n"}, "Error loading plugin configuration"),
+    ],
+    ids=["manifest", "provider"],
+)
+def test_a_load_error_for_a_package_names_the_package(
+    tmp_path: Path, runtime: str, broken: dict[str, str], cause: str
+) -> None:
+    folder = tmp_path / "echo"
+    shutil.copytree(EXAMPLE_PLUGIN, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    for name, text in broken.items():
+        (folder / name).write_text(text)
+    package = pack(folder, tmp_path / "echo.difypkg")
+
+    with pytest.raises(PluginLoadError) as caught:
+        PluginSet.load([package], lambda path: RuntimeChoice(runtime))
+
+    *lines, unpacked = str(caught.value).splitlines()
+    assert lines[0].startswith(f"cannot load plugin from {package}")
+    assert cause in "\n".join(lines)
+    assert "emulator-echo-" not in "\n".join(lines)
+    assert re.fullmatch(r"\(the package was unpacked to .*emulator-echo-\w+\)", unpacked)

@@ -15,7 +15,12 @@ from typing import Protocol
 from emulator.config import RuntimeChoice
 from emulator.runtime import packages
 from emulator.runtime.declaration import DeclarationError, PluginPackage, read_package
-from emulator.runtime.inprocess import EventCallback, InProcessPlugin, PluginIdentity
+from emulator.runtime.inprocess import (
+    EventCallback,
+    InProcessPlugin,
+    PluginIdentity,
+    PluginLoadError,
+)
 from emulator.runtime.sdk import ProviderSummary
 from emulator.runtime.subprocess import SubprocessPlugin
 
@@ -113,13 +118,18 @@ class PluginSet:
         return len(self._plugins)
 
     def _load_logged(self, path: Path, choice: RuntimeChoice) -> PluginRuntime:
-        directory, origin = path, str(path)
-        if packages.is_package(path):
+        if not packages.is_package(path):
+            plugin = load_plugin(path, choice)
+            origin = str(path)
+        else:
             folder = packages.unpack(path)
             self._unpacked.append(folder)
             directory = Path(folder.name)
             origin = f"{path} (unpacked to {directory})"
-        plugin = load_plugin(directory, choice)
+            try:
+                plugin = load_plugin(directory, choice)
+            except PluginLoadError as error:
+                raise PluginLoadError(_in_package(str(error), path, directory)) from error
         package = _declaration(plugin, origin)
         logger.info(
             "loaded %s from %s%s: %s",
@@ -136,6 +146,16 @@ def load_plugin(directory: Path, choice: RuntimeChoice = IN_PROCESS) -> PluginRu
     if choice.runtime == "subprocess":
         return SubprocessPlugin.load(directory, choice.python, max_line_bytes=choice.max_line_bytes)
     return InProcessPlugin.load(directory, max_line_bytes=choice.max_line_bytes)
+
+
+def _in_package(message: str, package: Path, directory: Path) -> str:
+    """A load error's message naming the package the user gave, not the private folder it
+    was unpacked to; the folder follows in brackets, for paths inside it."""
+    named = message
+    # The longer first: a resolved path can end with the path it resolves (/private/tmp/…).
+    for folder in sorted({str(directory.resolve()), str(directory)}, key=len, reverse=True):
+        named = named.replace(folder, str(package))
+    return f"{named}\n(the package was unpacked to {directory})"
 
 
 def _runtime_note(plugin: PluginRuntime) -> str:
