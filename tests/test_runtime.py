@@ -29,7 +29,7 @@ from emulator.runtime import (
     import_sdk,
     sdk_version,
 )
-from emulator.runtime.inprocess import missing_entrypoint
+from emulator.runtime.inprocess import _RequestFrames, missing_entrypoint
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGINS = ROOT / "fixtures" / "plugins"
@@ -571,6 +571,22 @@ def test_a_failing_on_event_stops_the_stream_and_is_logged(
     assert marker.read_text() == "closed app_id=app-gone"
     assert thread_exceptions == []
     assert any("on_event failed" in record.getMessage() for record in caplog.records)
+
+
+def test_a_frame_is_cut_where_the_daemons_stdout_reader_would_fail(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The daemon's bufio.Scanner holds at most the cap, newline included, in bytes.
+    received: list[str] = []
+    frames = _RequestFrames("s-1", received.append, "a/b", max_line_bytes=8)
+
+    frames.deliver("é" * 3 + "x")  # 7 bytes and the newline: read
+    with caplog.at_level(logging.ERROR), pytest.raises(StreamClosed):
+        frames.deliver("é" * 4)  # 8 bytes and the newline: too long
+    frames.deliver("x")  # nothing more reaches the session
+
+    assert received == ["éééx"]
+    assert "plugin a/b has an error on stdout: bufio.Scanner: token too long" in caplog.text
 
 
 def test_a_request_runs_in_a_copy_of_the_callers_context(twin_a: InProcessPlugin) -> None:
