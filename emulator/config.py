@@ -146,9 +146,13 @@ def plugin_entries(
 
 def _runtime_entry(entry: str) -> tuple[Path, RuntimeChoice | None]:
     path, separator, spec = entry.rpartition(RUNTIME_SEPARATOR)
+    if not (path if separator else entry):
+        raise SettingsError(f"plugin {entry!r}: the plugin path is empty")
     if not separator:
         return Path(entry), None
-    runtime, _, python = spec.partition("=")
+    runtime, equals, python = spec.partition("=")
+    if equals and not python:
+        raise SettingsError(f"plugin {entry!r}: the Python after '=' is empty")
     if runtime not in RUNTIMES:
         raise SettingsError(
             f"plugin {entry!r}: runtime {runtime!r} is not one of {', '.join(RUNTIMES)}"

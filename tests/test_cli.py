@@ -148,6 +148,8 @@ def test_the_wheel_carries_the_example_plugin(tmp_path: Path) -> None:
         ),
         (["--plugin", "p::thread"], {}, "plugin 'p::thread': runtime 'thread' is not one of"),
         (["--plugin", "p::inprocess=/py"], {}, "only a subprocess plugin runs under a Python"),
+        (["--plugin", "p::subprocess="], {}, "plugin 'p::subprocess=': the Python after '='"),
+        (["--plugin", ""], {}, "plugin '': the plugin path is empty"),
         (
             [],
             {"MAX_INVOCATION_TIMEOUT": "abc"},
