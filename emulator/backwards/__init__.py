@@ -190,13 +190,13 @@ def _invoke_request(data: Any) -> tuple[str, str, dict[str, Any]] | str:
         )
     invoke_type = request.get("type")
     if not isinstance(invoke_type, str):
-        return f"invoke request missing type: {go_format(request, "s")}"
+        return f"invoke request missing type: {go_format(request, 's')}"
     request_id = request.get("backwards_request_id")
     if not isinstance(request_id, str):
-        return f"invoke request missing request_id: {go_format(request, "s")}"
+        return f"invoke request missing request_id: {go_format(request, 's')}"
     detail = request.get("request")
     if not isinstance(detail, dict):
-        return f"invoke request missing request: {go_format(request, "s")}"
+        return f"invoke request missing request: {go_format(request, 's')}"
     return invoke_type, request_id, detail
 
 
