@@ -16,8 +16,10 @@ from typing import Any
 import httpx
 import pytest
 import respx
+import yaml
 from respx.models import AllMockedAssertionError
 
+from emulator.runtime import SubprocessPlugin
 from emulator.testing import (
     DaemonEmulator,
     JournalAssertionError,
@@ -28,8 +30,11 @@ from emulator.testing import (
     assert_plugin_saw,
 )
 from emulator.testing._inprocess import AppLoop, Interception
+from emulator.testing.harness import EmulatorHarness
 from helpers import FIXTURE_PLUGINS, ROOT, payload
 from projects import run_pytest
+
+FIXTURE_MANIFESTS = sorted(FIXTURE_PLUGINS.glob("*/manifest.yaml"))
 
 TENANT = "4a1c3e52-6f0b-4d8e-9a7c-2b5d8e1f0a93"
 CONSUMER = ROOT / "tests" / "consumer"
@@ -495,3 +500,30 @@ def test_assert_called_back_names_the_calls_it_found(daemon_emulator: DaemonEmul
         "calls recorded:\n"
         "  storage {'opt': 'get', 'key': 'greeting'}: answered by handler, 1 answer(s)"
     )
+
+
+@pytest.mark.daemon_emulator_plugins("fixtures/plugins/tool_echo::subprocess")
+def test_a_marker_entry_can_run_its_plugin_as_a_process(daemon_emulator: DaemonEmulator) -> None:
+    daemon_emulator.backwards.handle("storage", lambda call: b"across processes")
+
+    (item,) = storage_get(daemon_emulator, "greeting")
+
+    assert item["data"]["message"]["text"] == "across processes"
+
+
+def test_the_harness_takes_serves_entries_and_stops_its_processes_at_the_end() -> None:
+    harness = EmulatorHarness()
+    try:
+        harness.prepare("http://daemon", [f"{FIXTURE_PLUGINS / 'tool_echo'}::subprocess"])
+        (process_plugin,) = harness.app.state.plugins
+        harness.prepare("http://daemon", [FIXTURE_PLUGINS])
+        folder = sorted(plugin.identity.plugin_id for plugin in harness.app.state.plugins)
+    finally:
+        harness.close()
+
+    assert isinstance(process_plugin, SubprocessPlugin)
+    assert folder == sorted(
+        f"{manifest['author']}/{manifest['name']}"
+        for manifest in map(yaml.safe_load, map(Path.read_text, FIXTURE_MANIFESTS))
+    )
+    assert process_plugin.pid is None

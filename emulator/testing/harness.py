@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from emulator.backwards import Backwards
-from emulator.config import DIFY_DEFAULT_KEY, Settings
+from emulator.config import DIFY_DEFAULT_KEY, RuntimeChoice, Settings, plugin_entries
 from emulator.faults import Fault, FaultRule, Faults
 from emulator.journal import DEFAULT_CAP, Dispatch, Journal
 from emulator.runtime import import_sdk
@@ -77,17 +77,23 @@ class EmulatorHarness:
         self.app = create_app(
             Settings(key=key), PluginSet(), self.journal, self.faults, self.backwards
         )
-        self._plugins: dict[Path, PluginRuntime] = {}
-        self._serving: tuple[Path, ...] = ()
+        self._plugins: dict[tuple[Path, RuntimeChoice], PluginSet] = {}
+        self._serving: tuple[Path | str, ...] = ()
         self._interceptions: dict[str, Interception] = {}
         self._app_loop: AppLoop | None = None
         self._live: LiveServer | None = None
 
-    def prepare(self, url: str, plugin_directories: Sequence[Path]) -> DaemonEmulator:
-        """Reset for a new test that uses these plugins (each loaded once per session)."""
-        wanted = tuple(plugin_directories)
+    def prepare(self, url: str, plugins: Sequence[Path | str]) -> DaemonEmulator:
+        """Reset for a new test that uses these plugins (each loaded once per session).
+
+        Each entry is what `serve --plugin` takes: a plugin folder, a .difypkg or a folder of
+        them, with an optional `::inprocess`, `::subprocess` or `::subprocess=PYTHON`.
+        """
+        wanted = tuple(plugins)
         if wanted != self._serving:
-            self.app.state.plugins = PluginSet(self._plugin(Path(d)) for d in wanted)
+            paths, runtimes = plugin_entries(wanted)
+            chosen = [(path, runtimes.get(path, RuntimeChoice())) for path in paths]
+            self.app.state.plugins = PluginSet(self._plugin(*each) for each in chosen)
             self._serving = wanted
         emulator = DaemonEmulator(url, self.key, self.journal, self.faults, self.backwards)
         emulator.reset()
@@ -115,19 +121,22 @@ class EmulatorHarness:
 
     def close(self) -> None:
         self.stop_interceptions()
+        for loaded in self._plugins.values():
+            loaded.close()
         if self._live is not None:
             self._live.close()
         if self._app_loop is not None:
             self._app_loop.close()
 
-    def _plugin(self, directory: Path) -> PluginRuntime:
-        resolved = directory.resolve()
-        if resolved not in self._plugins:
-            (plugin,) = PluginSet.load([resolved])
-            self._plugins[resolved] = plugin
-        return self._plugins[resolved]
+    def _plugin(self, path: Path, choice: RuntimeChoice) -> PluginRuntime:
+        key = (path.resolve(), choice)
+        if key not in self._plugins:
+            self._plugins[key] = PluginSet.load([key[0]], lambda _: choice)
+        (plugin,) = self._plugins[key]
+        return plugin
 
 
 def plugin_directories(values: Iterable[str | Path], root: Path) -> list[Path]:
-    """Plugin directories as given to a marker or ini option: relative ones under `root`."""
+    """Plugin entries as given to a marker or ini option: relative paths under `root` (a
+    `::subprocess=PYTHON` suffix rides along; its PYTHON is taken as written)."""
     return [Path(value) if Path(value).is_absolute() else root / value for value in values]
