@@ -11,8 +11,8 @@ hex plus the file's extension (media_transport.MediaBucket.Upload).
 
 YAML is read as gopkg.in/yaml.v3 reads it into Go structs: keys match exactly, a key missing
 or null leaves Go's zero value, a string field takes any scalar's text, and a value of the
-wrong shape fails the whole file. Scalars are resolved with YAML 1.1 rules (PyYAML), where
-yaml.v3 uses 1.2: only `yes`, `no`, `on`, `off` and sexagesimal numbers differ.
+wrong shape fails the whole file. Plain scalars are resolved as yaml.v3 resolves them
+(emulator.contract.goyaml), not by PyYAML's YAML 1.1 rules.
 """
 
 from __future__ import annotations
@@ -44,11 +44,15 @@ from emulator.contract.gotypes import (
     layout,
     zero_value,
 )
+from emulator.contract.goyaml import PLAIN, GoYamlLoader, resolve
 from emulator.contract.responses import ModelParameterRule
 
 __all__ = ["DeclarationError", "PluginPackage", "read_package"]
 
-_NULL = "tag:yaml.org,2002:null"
+_YAML11_BOOLS = {
+    **dict.fromkeys(("y", "Y", "yes", "Yes", "YES", "on", "On", "ON"), True),
+    **dict.fromkeys(("n", "N", "no", "No", "NO", "off", "Off", "OFF"), False),
+}
 _TIMESTAMP = re.compile(
     r"(\d{4})-(\d\d?)-(\d\d?)"
     r"(?:(?:[Tt]|[ \t]+)(\d\d?):(\d\d):(\d\d)(?:\.(\d+))?(?:[ \t]*(Z|[-+]\d\d?(?::?\d\d)?))?)?$"
@@ -145,7 +149,7 @@ class _PackageReader:
         except OSError as error:
             raise DeclarationError(f"{error}\nfailed to read {purpose} file: {relative}") from None
         try:
-            return yaml.compose(text, Loader=yaml.SafeLoader)
+            return yaml.compose(text, Loader=GoYamlLoader)
         except yaml.YAMLError as error:
             raise DeclarationError(f"yaml: {relative}: {error}") from None
 
@@ -241,7 +245,7 @@ def decode_struct(cls: type[GoStruct], node: yaml.Node | None) -> StructValue:
 
 def decode(gotype: GoType, node: yaml.Node | None, where: str) -> Any:
     """yaml.v3's decoding of `node` into a Go value of `gotype` (zero value for null)."""
-    if node is None or (isinstance(node, yaml.ScalarNode) and node.tag == _NULL):
+    if node is None or (isinstance(node, yaml.ScalarNode) and _tag(node) == "null"):
         return zero_value(gotype)
     match gotype:
         case Scalar(kind=kind):
@@ -306,6 +310,8 @@ def _scalar(kind: str, node: yaml.Node) -> Any:
     constructed = _construct(node)
     if kind == "bool" and isinstance(constructed, bool):
         return constructed
+    if kind == "bool" and node.tag == PLAIN and node.value in _YAML11_BOOLS:
+        return _YAML11_BOOLS[node.value]  # yaml.v3 takes these into a bool field only
     if kind == "int" and isinstance(constructed, int) and not isinstance(constructed, bool):
         return constructed
     if kind == "int" and isinstance(constructed, float) and abs(constructed) < 2**63:
@@ -322,14 +328,21 @@ def _any(node: yaml.Node) -> Any:
         return GoMap({key.value: _any(item) for key, item in node.value})
     if isinstance(node, yaml.SequenceNode):
         return [_any(item) for item in node.value]
-    constructed = _construct(node)
+    constructed = _construct(node) if isinstance(node, yaml.ScalarNode) else None
     if isinstance(constructed, bool | int | float | str) or constructed is None:
         return constructed
-    return node.value  # timestamps, binary: their text
+    return node.value  # binary: its text
 
 
-def _construct(node: yaml.Node) -> Any:
-    return yaml.SafeLoader("").construct_object(node, deep=True)
+def _construct(node: yaml.ScalarNode) -> Any:
+    tag, value = resolve(node)
+    return node.value if tag == "timestamp" else value
+
+
+def _tag(node: yaml.Node) -> str:
+    if isinstance(node, yaml.ScalarNode):
+        return resolve(node)[0]
+    return str(node.tag).rsplit(":", 1)[-1]
 
 
 def _go_time(node: yaml.Node) -> str:
@@ -354,7 +367,7 @@ def _zone(zone: str | None) -> str:
 
 
 def _mismatch(node: yaml.Node, target: str) -> DeclarationError:
-    tag = node.tag.rsplit(":", 1)[-1]
+    tag = _tag(node)
     shown = f" `{node.value}`" if isinstance(node, yaml.ScalarNode) else ""
     line = node.start_mark.line + 1
     return DeclarationError(
