@@ -661,9 +661,15 @@ def test_go_format_prints_as_fmt_does() -> None:
     value = {"b": [True, None, 1e21, 2.0], "a": "x"}
 
     assert go_format(value) == "map[a:x b:[true <nil> 1e+21 2]]"
+    # Printed by Go 1.19's fmt: %v of a float64 is the shortest %g, exponents from 1e6.
+    floats = [1e6, 123456789.0, 100000.0, 0.0001, 0.00001, -2.0, -0.0, 2.0**53]
+    assert (
+        go_format(floats)
+        == "[1e+06 1.23456789e+08 100000 0.0001 1e-05 -2 -0 9.007199254740992e+15]"
+    )
     # task.go formats a bad invoke request with %s: non-strings print as bad verbs.
     assert go_format({"type": 5.0, "end": True, "id": None, "request": {}}, "s") == (
-        "map[end:%!s(bool=true) id:%!s(<nil>) request:map[] type:%!s(float64=5)]"
+        "map[end:%!s(bool=true) id:<nil> request:map[] type:%!s(float64=5)]"
     )
 
 

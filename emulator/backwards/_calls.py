@@ -4,9 +4,11 @@ the `backwards_response` lines that answer it."""
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -167,7 +169,7 @@ def go_format(value: Any, verb: str = "v") -> str:
         case str():
             return value
         case None:
-            return "%!s(<nil>)" if verb == "s" else "<nil>"
+            return "<nil>"  # a nil element prints so under any verb
         case bool():
             text, kind = ("true" if value else "false"), "bool"
         case _:
@@ -176,15 +178,24 @@ def go_format(value: Any, verb: str = "v") -> str:
 
 
 def _go_float(number: float) -> str:
-    # %v of a float64 is %g with the shortest exact digits; exponents from 1e21.
-    if number.is_integer() and abs(number) < 1e21:
-        return str(int(number))
-    text = repr(number)
-    if "e" in text:
-        mantissa, exponent = text.split("e")
-        sign = "-" if exponent.startswith("-") else "+"
-        return f"{mantissa}e{sign}{exponent.lstrip('+-').zfill(2)}"
-    return text
+    """%v of a float64: strconv's shortest 'g', in exponent form below 1e-4 and from 1e6."""
+    if math.isinf(number) or math.isnan(number):
+        return "NaN" if math.isnan(number) else ("+Inf" if number > 0 else "-Inf")
+    if number == 0:
+        return "-0" if math.copysign(1, number) < 0 else "0"
+    sign, digit_tuple, exponent = Decimal(repr(number)).normalize().as_tuple()
+    digits = "".join(map(str, digit_tuple))
+    point = len(digits) + int(exponent)  # where the decimal point falls after the digits
+    prefix = "-" if sign else ""
+    if not -4 <= point - 1 < 6:
+        mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+        power = point - 1
+        return f"{prefix}{mantissa}e{'-' if power < 0 else '+'}{abs(power):02d}"
+    if point <= 0:
+        return f"{prefix}0.{'0' * -point}{digits}"
+    if point >= len(digits):
+        return prefix + digits + "0" * (point - len(digits))
+    return f"{prefix}{digits[:point]}.{digits[point:]}"
 
 
 def session_traceparent(header: str | None) -> str:
