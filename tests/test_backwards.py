@@ -22,6 +22,7 @@ from emulator.backwards import (
     BackwardsCall,
     BackwardsSettings,
     Caller,
+    CallRecord,
     go_format,
     inner_api_url,
     length_prefixed,
@@ -373,13 +374,14 @@ def test_a_request_the_daemons_types_refuse_is_refused_before_anything_answers(
         tmp_path, {"tool": {"enabled": True}, "app": {"enabled": True}, "model": LLM_ALLOWED}
     )
 
-    events = call(backwards, invoke_type, request_, origin)
+    events, record = call_recorded(backwards, invoke_type, request_, origin)
 
     assert events == [
         ("error", f"unmarshal backwards invoke request failed: {message}", None),
         ("end", "", None),
     ]
     assert answered == []
+    assert record.answered_by == "invalid"
 
 
 def test_handlers_are_registered_per_known_invoke_type() -> None:
@@ -448,11 +450,21 @@ def call(
     request: dict[str, Any],
     origin: Caller | None = None,
 ) -> list[tuple[str, str, Any]]:
+    return call_recorded(backwards, invoke_type, request, origin)[0]
+
+
+def call_recorded(
+    backwards: Backwards,
+    invoke_type: str,
+    request: dict[str, Any],
+    origin: Caller | None = None,
+) -> tuple[list[tuple[str, str, Any]], CallRecord]:
+    """The events the plugin got for one call, and what the journal recorded of it."""
     replies = Replies()
     data = {"type": invoke_type, "backwards_request_id": "req-1", "request": request}
     outcome = backwards.dispatch(parse_value(json.dumps(data)), origin or caller(), replies)
     assert not isinstance(outcome, str), outcome
-    return replies.events()
+    return replies.events(), outcome
 
 
 def test_storage_set_exist_del_answer_as_the_daemon_does() -> None:

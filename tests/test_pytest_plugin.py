@@ -500,6 +500,8 @@ def test_assert_called_back_names_the_calls_it_found(daemon_emulator: DaemonEmul
         "calls recorded:\n"
         "  storage {'opt': 'get', 'key': 'greeting'}: answered by handler, 1 answer(s)"
     )
+    with pytest.raises(ValueError, match="answered_by 'handlers' is not one of handler, "):
+        assert_called_back(daemon_emulator, "storage", answered_by="handlers")
 
 
 @pytest.mark.daemon_emulator_plugins("fixtures/plugins/tool_echo::subprocess")

@@ -24,6 +24,7 @@ from dataclasses import replace
 from typing import Any, overload
 
 from emulator.backwards._calls import (
+    ANSWERERS,
     Answer,
     BackwardsCall,
     Caller,
@@ -49,6 +50,7 @@ from emulator.backwards._storage import MemoryStorage
 from emulator.contract.gojson import compact
 
 __all__ = [
+    "ANSWERERS",
     "Backwards",
     "BackwardsCall",
     "BackwardsSettings",
@@ -153,6 +155,7 @@ class Backwards:
         if route is not None:
             body, problem = go_request(call.invoke_type, call.request)
             if problem is not None:
+                answer.record.answered_by = "invalid"
                 answer.error(problem)
                 return
             call = replace(call, request=json.loads(body))

@@ -66,6 +66,12 @@ class BackwardsCall:
         return self.caller.plugin_id
 
 
+ANSWERERS = ("handler", "storage", "forward", "refused", "denied", "invalid", "unanswered")
+"""What can answer a call: a test's handler, the emulator's storage, Dify's inner API, or the
+daemon's refusal of a model session, of a missing permission, of a request its types refuse,
+or of a call nothing was set up to answer."""
+
+
 @dataclass
 class CallRecord:
     """What became of one call, for the journal; filled in while the call runs."""
@@ -74,7 +80,7 @@ class CallRecord:
     request_id: str
     request: dict[str, Any]
     answered_by: str = ""
-    """`refused`, `denied`, `handler`, `storage`, `forward` or `unanswered`."""
+    """One of ANSWERERS."""
     responses: int = 0
     error: str | None = None
     ended: bool = False

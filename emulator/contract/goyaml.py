@@ -76,9 +76,10 @@ def _is_timestamp(text: str) -> bool:
     """time.Parse with one of yaml.v3's layouts: the shape, and a real date and time of day."""
     if not _TIMESTAMP.fullmatch(text):
         return False
-    numbers = [int(part) for part in re.findall(r"[0-9]+", text)[:6]]
+    fields = [int(part) for part in re.findall(r"[0-9]+", text)[:6]]
+    year, month, day, hour, minute, second = fields + [0] * (6 - len(fields))
     try:
-        datetime(*numbers)
+        datetime(year, month, day, hour, minute, second)
     except ValueError:
         return False
     return True

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
+from emulator.backwards import ANSWERERS
 from emulator.journal import ANY, Dispatch, Journal, SessionSeen
 
 if TYPE_CHECKING:
@@ -161,10 +162,13 @@ def assert_called_back(
     answered_by: str | None = None,
     times: int | None = None,
 ) -> CallRecord | None:
-    """Assert that a plugin called back into Dify with `invoke_type` (answered by `handler`,
-    `storage`, `forward`, `refused`, `denied` or `unanswered`); `times` asks for exactly that
-    many. Return the last such call, or None when `times` is 0."""
+    """Assert that a plugin called back into Dify with `invoke_type` (answered by one of
+    `ANSWERERS`: `handler`, `storage`, `forward`, `refused`, `denied`, `invalid` or
+    `unanswered`); `times` asks for exactly that many. Return the last such call, or None
+    when `times` is 0."""
     __tracebackhide__ = True
+    if answered_by is not None and answered_by not in ANSWERERS:
+        raise ValueError(f"answered_by {answered_by!r} is not one of {', '.join(ANSWERERS)}")
     journal = _journal(source)
     journal.settle()
     calls = [call for dispatch in journal.dispatches() for call in dispatch.backwards]
