@@ -121,6 +121,51 @@ def test_a_contract_warning_fails_the_test_that_caused_it_unless_allowed(tmp_pat
     assert "id_coerced $.app_id: expected a string or null, got number 123" in result.stdout
 
 
+MISUSED = f"""
+import json, os
+import httpx
+
+BODY = {json.dumps(payload("tool/invoke"))!r}
+
+def storage_get():
+    body = json.loads(BODY)
+    body["data"].update(tool="storage_get", tool_parameters={{"key": "greeting"}})
+    headers = {{"X-Api-Key": os.environ["PLUGIN_DAEMON_KEY"], "X-Plugin-ID": "emulator/tool_echo"}}
+    url = os.environ["PLUGIN_DAEMON_URL"] + "/plugin/{TENANT}/dispatch/tool/invoke"
+    return httpx.post(url, json=body, headers=headers)
+
+def test_a_handler_returning_a_str(daemon_emulator):
+    daemon_emulator.backwards.handle("storage", lambda call: "not bytes")
+    assert storage_get().status_code == 200
+
+def test_a_handler_raising_on_purpose(daemon_emulator):
+    def refuse(call):
+        raise RuntimeError("the test wants the plugin to see this")
+    daemon_emulator.backwards.handle("storage", refuse)
+    assert "the test wants the plugin to see this" in storage_get().text
+"""
+
+
+def test_a_handler_that_returns_what_no_answer_can_be_made_of_fails_its_test(
+    tmp_path: Path,
+) -> None:
+    ini = f"daemon_emulator_plugins = {FIXTURE_PLUGINS / 'tool_echo'}\n"
+
+    result = run_pytest(project(tmp_path, ini, test_misused=MISUSED), "-rA")
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "1 failed, 1 passed" in result.stdout
+    assert "FAILED test_misused.py::test_a_handler_returning_a_str - " in result.stdout
+    assert (
+        "JournalAssertionError: a backwards-invocation handler returned what no answer can be"
+        " made of:"
+    ) in result.stdout
+    assert (
+        "storage: a handler returns a mapping, bytes, an iterable of mappings or None,"
+        " not 'not bytes'"
+    ) in result.stdout
+
+
 # Which plugins are served ----------------------------------------------------------------
 
 PLUGINS_SEEN = """

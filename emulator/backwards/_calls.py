@@ -84,6 +84,8 @@ class CallRecord:
     responses: int = 0
     error: str | None = None
     ended: bool = False
+    handler_misuse: str | None = None
+    """Set when a test's handler returned what no answer can be made of: a bug in the test."""
 
     def to_json(self) -> dict[str, Any]:
         return {

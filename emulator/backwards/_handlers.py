@@ -17,12 +17,16 @@ from emulator.backwards._calls import Answer, BackwardsCall, Handler
 from emulator.backwards._inner_api import Route
 
 
+class HandlerMisuse(TypeError):
+    """A handler returned or yielded what no answer can be made of."""
+
+
 def run_handler(handler: Handler, call: BackwardsCall, route: Route | None, answer: Answer) -> None:
     message = "stream" if route is not None and route.streamed else "struct"
     try:
         answers = _answers(handler(call))
     except Exception as error:
-        answer.error(_failure(route.failure if route else None, error))
+        _fail(answer, route.failure if route else None, error)
         return
     prefix = (route.stream_failure or route.failure) if route else None
     try:
@@ -30,7 +34,14 @@ def run_handler(handler: Handler, call: BackwardsCall, route: Route | None, answ
             if not _pass_on(call.invoke_type, message, data, answer, prefix):
                 return
     except Exception as error:
-        answer.error(_failure(prefix, error))
+        _fail(answer, prefix, error)
+
+
+def _fail(answer: Answer, prefix: str | None, error: Exception) -> None:
+    """The plugin gets the daemon's error either way; a misuse is also kept for the test."""
+    if isinstance(error, HandlerMisuse):
+        answer.record.handler_misuse = str(error)
+    answer.error(_failure(prefix, error))
 
 
 def _pass_on(invoke_type: str, message: str, data: Any, answer: Answer, prefix: str | None) -> bool:
@@ -62,7 +73,7 @@ def _answers(result: Any) -> Iterable[Any]:
         return [_plain(result)]
     if isinstance(result, Iterable) and not isinstance(result, str):
         return _each_answer(result)
-    raise TypeError(
+    raise HandlerMisuse(
         f"a handler returns a mapping, bytes, an iterable of mappings or None, not {result!r}"
     )
 
@@ -70,10 +81,13 @@ def _answers(result: Any) -> Iterable[Any]:
 def _each_answer(results: Iterable[Any]) -> Iterator[Any]:
     for item in results:
         if not isinstance(item, Mapping):
-            raise TypeError(f"a handler's answers are mappings, not {item!r}")
+            raise HandlerMisuse(f"a handler's answers are mappings, not {item!r}")
         yield _plain(item)
 
 
 def _plain(value: Mapping[str, Any]) -> Any:
     """What the plugin will read: the value through JSON (so it must be JSON-able)."""
-    return json.loads(json.dumps(value))
+    try:
+        return json.loads(json.dumps(value))
+    except (TypeError, ValueError) as error:
+        raise HandlerMisuse(f"a handler's answer is not JSON: {error}") from None

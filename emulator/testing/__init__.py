@@ -29,6 +29,9 @@ if TYPE_CHECKING:
     from emulator.testing.assertions import JournalAssertionError as JournalAssertionError
     from emulator.testing.assertions import assert_called_back as assert_called_back
     from emulator.testing.assertions import assert_dispatched as assert_dispatched
+    from emulator.testing.assertions import (
+        assert_handlers_answered as assert_handlers_answered,
+    )
     from emulator.testing.assertions import assert_never_dispatched as assert_never_dispatched
     from emulator.testing.assertions import (
         assert_no_contract_warnings as assert_no_contract_warnings,
@@ -57,6 +60,7 @@ _HOMES = {
     "TimeoutItem": "emulator.faults",
     "assert_called_back": "emulator.testing.assertions",
     "assert_dispatched": "emulator.testing.assertions",
+    "assert_handlers_answered": "emulator.testing.assertions",
     "assert_never_dispatched": "emulator.testing.assertions",
     "assert_no_contract_warnings": "emulator.testing.assertions",
     "assert_plugin_saw": "emulator.testing.assertions",

@@ -155,6 +155,24 @@ def assert_no_contract_warnings(source: JournalSource, hint: str = "") -> None:
     raise JournalAssertionError("\n".join(lines))
 
 
+def assert_handlers_answered(source: JournalSource) -> None:
+    """Assert that no handler returned what no answer can be made of (a str, a list of
+    numbers, an object JSON cannot hold): the plugin got an error, and the test should too."""
+    __tracebackhide__ = True
+    journal = _journal(source)
+    journal.settle()
+    misused = [
+        call
+        for dispatch in journal.dispatches()
+        for call in dispatch.backwards
+        if call.handler_misuse
+    ]
+    if misused:
+        lines = ["a backwards-invocation handler returned what no answer can be made of:"]
+        lines += [f"  {call.invoke_type}: {call.handler_misuse}" for call in misused]
+        raise JournalAssertionError("\n".join(lines))
+
+
 def assert_called_back(
     source: JournalSource,
     invoke_type: str,

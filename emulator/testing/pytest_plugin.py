@@ -91,9 +91,12 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     outcome = yield
     emulator = item.stash.get(_EMULATOR, None)
-    if emulator is not None and item.get_closest_marker("allow_contract_warnings") is None:
-        from emulator.testing.assertions import assert_no_contract_warnings
+    if emulator is None:
+        return outcome
+    from emulator.testing.assertions import assert_handlers_answered, assert_no_contract_warnings
 
+    assert_handlers_answered(emulator)
+    if item.get_closest_marker("allow_contract_warnings") is None:
         assert_no_contract_warnings(emulator, _WARNINGS_HINT)
     return outcome
 
