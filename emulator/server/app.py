@@ -15,7 +15,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +41,7 @@ from emulator.runtime.registry import PluginSet
 from emulator.runtime.sdk import observing_sessions
 from emulator.runtime.subprocess import PluginUnavailableError
 from emulator.server import control, management
+from emulator.server.answers import error_answer, json_answer
 from emulator.server.streaming import (
     CallsBack,
     EventStream,
@@ -53,7 +54,6 @@ from emulator.sessions import Item, new_session_id, request_line
 
 logger = logging.getLogger("emulator.server")
 
-JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 WARNING_HEADER = "X-Emulator-Warning"
 MAX_WARNING_HEADERS = 16
 MAX_WARNING_LENGTH = 400
@@ -110,22 +110,6 @@ def create_app(
         )
     app.add_exception_handler(StarletteHTTPException, _no_route)  # type: ignore[arg-type]
     return app
-
-
-def json_answer(status: int, body: str, headers: Sequence[tuple[str, str]] = ()) -> Response:
-    response = Response(content=body.encode(), status_code=status)
-    response.headers["content-type"] = JSON_CONTENT_TYPE
-    response.raw_headers.extend((name.encode(), value.encode()) for name, value in headers)
-    return response
-
-
-def error_answer(
-    status: int,
-    error_type: ErrorType,
-    message: str,
-    headers: list[tuple[str, str]] = (),  # type: ignore[assignment]
-) -> Response:
-    return json_answer(status, envelopes.error(error_type, message), headers)
 
 
 async def _openapi(request: Request) -> Response:

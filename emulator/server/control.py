@@ -21,10 +21,10 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 
-from emulator.contract import envelopes
 from emulator.contract.envelopes import ErrorType
 from emulator.faults import FaultError, Faults, fault_from_json
 from emulator.journal import ANY, Journal
+from emulator.server.answers import error_answer
 
 PREFIX = "/_emulator"
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -157,5 +157,4 @@ def _json(status: int, document: dict[str, Any]) -> Response:
 
 
 def _error(status: int, error_type: ErrorType, message: str) -> Response:
-    body = envelopes.error(error_type, message)
-    return Response(body, status, media_type="application/json; charset=utf-8")
+    return error_answer(status, error_type, message)

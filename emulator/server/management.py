@@ -39,6 +39,7 @@ from emulator.runtime.declaration import (
     read_package,
 )
 from emulator.runtime.registry import PluginSet
+from emulator.server.answers import error_answer, json_answer
 
 _UNIQUE_IDENTIFIER = re.compile(
     r"^(?:([a-z0-9_-]{1,64})/)?([a-z0-9_-]{1,255}):([0-9]{1,4})(\.[0-9]{1,4}){1,3}(-\w{1,16})?"
@@ -435,18 +436,11 @@ def _struct_value(cls: type[GoStruct], value: dict[str, Any]) -> Any:
 # Answers ----------------------------------------------------------------------------------
 
 
-# emulator.server.app imports this module to mount it: its answers are imported late.
-
-
 def _error(status: int, error_type: ErrorType, message: str) -> Response:
-    from emulator.server.app import error_answer
-
     return error_answer(status, error_type, message)
 
 
 def _success(data: Any) -> Response:
-    from emulator.server.app import json_answer
-
     return json_answer(200, envelopes.success(encode_any(data)))
 
 
