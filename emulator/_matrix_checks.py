@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from emulator.faults import TIMEOUT_MESSAGE
+from emulator.contract.envelopes import TIMEOUT_MESSAGE
 
 # What each dispatch route is sent: what it names (a model type, a tool, ...) and its own
 # fields, shaped as Dify sends them (fixtures/payloads), kept small. The plugin need not

@@ -23,11 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeGuard
 
 from emulator.contract import envelopes
-from emulator.contract.envelopes import CODES, ErrorType
+from emulator.contract.envelopes import CODES, TIMEOUT_MESSAGE, ErrorType
 from emulator.contract.routes import ROUTES
 
 NO_NODE_MESSAGE = "no available node, plugin runtime not found"
-TIMEOUT_MESSAGE = "killed by timeout"
 MAX_ERROR_ARGS = 10
 """The daemon ignores a plugin error whose args hold more keys (its validator's max=10)."""
 

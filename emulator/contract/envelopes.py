@@ -38,6 +38,8 @@ CODES: dict[ErrorType, int] = {
 }
 
 NO_ROUTE = '{"code":"not_found","message":"route not found"}'
+TIMEOUT_MESSAGE = "killed by timeout"
+"""The daemon's own error when a stream outlives PLUGIN_MAX_EXECUTION_TIMEOUT."""
 """gin's NoRoute answer: the one envelope whose code is a string."""
 
 

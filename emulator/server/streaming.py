@@ -28,9 +28,10 @@ from starlette.types import Receive, Scope, Send
 from emulator.backwards import Backwards, Caller
 from emulator.backwards import Send as SendLine
 from emulator.contract import envelopes
+from emulator.contract.envelopes import TIMEOUT_MESSAGE
 from emulator.contract.gojson import RawMessage
 from emulator.contract.routes import Route
-from emulator.faults import TIMEOUT_MESSAGE, StreamPlan
+from emulator.faults import StreamPlan
 from emulator.journal import Dispatch
 from emulator.runtime import StreamClosed
 from emulator.sessions import (
