@@ -30,6 +30,7 @@ from emulator.runtime import (
     sdk_version,
 )
 from emulator.runtime.inprocess import _RequestFrames, missing_entrypoint
+from emulator.runtime.registry import PluginSet
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGINS = ROOT / "fixtures" / "plugins"
@@ -664,3 +665,18 @@ def test_plugin_logs_go_to_the_emulator_logger_not_stdout(
     assert "hello from a plugin" not in capfd.readouterr().out
     forwarded = [record for record in caplog.records if record.name == "emulator.plugin"]
     assert [record.getMessage() for record in forwarded] == ["hello from a plugin"]
+
+
+def test_two_plugins_with_one_id_are_refused_naming_both_folders(
+    twin_a: InProcessPlugin, tmp_path: Path
+) -> None:
+    copy = tmp_path / "twin_a_again"
+    shutil.copytree(TWIN_A, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    again = InProcessPlugin.load(copy)
+
+    with pytest.raises(ValueError) as refused:
+        PluginSet([twin_a, again])
+
+    assert str(refused.value) == (
+        f"two plugins share the id {twin_a.identity.plugin_id!r}: {twin_a.directory} and {copy}"
+    )

@@ -97,7 +97,10 @@ class PluginSet:
     def add(self, plugin: PluginRuntime) -> None:
         plugin_id = plugin.identity.plugin_id
         if plugin_id in self._plugins:
-            raise ValueError(f"two plugins share the id {plugin_id!r}")
+            first = self._plugins[plugin_id].directory
+            raise ValueError(
+                f"two plugins share the id {plugin_id!r}: {first} and {plugin.directory}"
+            )
         self._plugins[plugin_id] = plugin
 
     def get(self, plugin_id: str) -> PluginRuntime | None:
