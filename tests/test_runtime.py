@@ -29,7 +29,8 @@ from emulator.runtime import (
     import_sdk,
     sdk_version,
 )
-from emulator.runtime.inprocess import _RequestFrames, missing_entrypoint
+from emulator.runtime.inprocess import _RequestFrames
+from emulator.runtime.plugin import missing_entrypoint
 from emulator.runtime.registry import PluginSet
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,10 +1,9 @@
 """Plugin runtimes: how the emulator runs dify-plugin SDK plugins."""
 
-from emulator.runtime.inprocess import (
-    InProcessPlugin,
+from emulator.runtime.inprocess import InProcessPlugin, RunningRequest
+from emulator.runtime.plugin import (
     PluginIdentity,
     PluginLoadError,
-    RunningRequest,
     StreamClosed,
     directory_checksum,
 )

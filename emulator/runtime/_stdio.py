@@ -20,7 +20,7 @@ import weakref
 from typing import IO, Any
 
 from emulator.config import STDIO_MAX_BUFFER_SIZE
-from emulator.runtime.inprocess import EventCallback, StreamClosed, log_line_too_long
+from emulator.runtime.plugin import EventCallback, StreamClosed, log_line_too_long
 from emulator.runtime.sdk import PLUGIN_LOGGER_NAME
 
 STDERR_TAIL_BYTES = 1024

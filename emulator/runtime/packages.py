@@ -14,7 +14,7 @@ import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from emulator.runtime.inprocess import PluginLoadError
+from emulator.runtime.plugin import PluginLoadError
 
 PACKAGE_SUFFIX = ".difypkg"
 

@@ -15,12 +15,8 @@ from typing import Protocol
 from emulator.config import RuntimeChoice
 from emulator.runtime import packages
 from emulator.runtime.declaration import DeclarationError, PluginPackage, read_package
-from emulator.runtime.inprocess import (
-    EventCallback,
-    InProcessPlugin,
-    PluginIdentity,
-    PluginLoadError,
-)
+from emulator.runtime.inprocess import InProcessPlugin
+from emulator.runtime.plugin import EventCallback, PluginIdentity, PluginLoadError
 from emulator.runtime.sdk import ProviderSummary
 from emulator.runtime.subprocess import SubprocessPlugin
 

@@ -36,7 +36,7 @@ from pydantic import TypeAdapter
 
 from emulator.config import STDIO_MAX_BUFFER_SIZE
 from emulator.runtime._stdio import PluginProcess, Session, json_object
-from emulator.runtime.inprocess import (
+from emulator.runtime.plugin import (
     EventCallback,
     PluginIdentity,
     PluginLoadError,
