@@ -2,3 +2,5 @@
 SDK plugins in one Python process."""
 
 __version__ = "0.1.0"
+
+__all__ = ["__version__"]

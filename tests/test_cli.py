@@ -129,6 +129,7 @@ def test_the_wheel_carries_the_example_plugin(tmp_path: Path) -> None:
         if path.is_file() and "__pycache__" not in path.parts
     }
     assert plugin_files <= names
+    assert "emulator/py.typed" in names  # the package says it is typed, for mypy users
     assert not any(name.startswith(("tests/", "fixtures/")) for name in names)
     assert not any("__pycache__" in name or "_cache/" in name for name in names)
     assert FIXTURE_PLUGINS.name not in {name.split("/")[0] for name in names}
