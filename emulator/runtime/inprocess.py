@@ -228,7 +228,7 @@ class _RequestFrames:
         """Pass one frame on; once the receiver failed, drop the rest."""
         if self._closed:
             return
-        if len(frame.encode()) >= self._max_line_bytes:
+        if _longer_than(frame, self._max_line_bytes):
             # As a process, this frame is one stdout line the daemon cannot read: it kills
             # the process and the session gets nothing more, so its stream times out.
             self._closed = True
@@ -286,6 +286,14 @@ class _SessionFrames:
             _logger.warning("plugin %s wrote a frame for no request: %s", self._directory, frame)
             return
         frames.deliver(frame)
+
+
+def _longer_than(frame: str, cap: int) -> bool:
+    """Whether the frame's UTF-8 bytes reach `cap`; encoded only when its length is in doubt
+    (a character is 1 to 4 bytes), so ordinary frames are not copied to be counted."""
+    if len(frame) * 4 < cap:
+        return False
+    return len(frame) >= cap or len(frame.encode()) >= cap
 
 
 def _session_of(line: str) -> str | None:
