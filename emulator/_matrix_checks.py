@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from emulator.contract.envelopes import TIMEOUT_MESSAGE
+from emulator.contract.envelopes import NO_POLLING_RESULT, TIMEOUT_MESSAGE, ErrorType
 
 # What each dispatch route is sent: what it names (a model type, a tool, ...) and its own
 # fields, shaped as Dify sends them (fixtures/payloads), kept small. The plugin need not
@@ -99,8 +99,6 @@ PROBE_BODIES: dict[str, tuple[str, dict[str, Any]]] = {
 _PLACEHOLDER = "matrix-probe"
 _TENANT = "00000000-0000-4000-8000-00000000a7c1"
 _KEY = "matrix-key"
-_NO_POLLING_RESULT = "no polling result received from plugin"
-_PLUGIN_INVOKE_ERROR = "PluginInvokeError"
 DAEMON_STREAM_ERRORS = frozenset(
     {"unmarshal_error", "invoke_dify_error", "unknown_stream_message_type"}
 )
@@ -280,7 +278,7 @@ def _route_outcome(client: Any, path: str, declared: Declared) -> RouteOutcome:
 def classify(path: str, status: int, items: list[dict[str, Any]]) -> RouteOutcome:
     """What one route's answer says about the SDK and the plugin."""
     errors = [item for item in items if item.get("code") != 0]
-    if errors and _outer_error_type(errors[0]) != _PLUGIN_INVOKE_ERROR:
+    if errors and _outer_error_type(errors[0]) != ErrorType.PLUGIN_INVOKE:
         text = error_text(errors[0])
         if status != 200:
             return RouteOutcome(path, "refused", f"HTTP {status}: {text}")
@@ -289,7 +287,7 @@ def classify(path: str, status: int, items: list[dict[str, Any]]) -> RouteOutcom
         return RouteOutcome(path, "daemon error", text)
     if errors and _inner_error_type(errors[0]) in DAEMON_STREAM_ERRORS:
         return RouteOutcome(path, "bad reply", error_text(errors[0]))
-    if errors and error_text(errors[0]).endswith(_NO_POLLING_RESULT):
+    if errors and error_text(errors[0]).endswith(NO_POLLING_RESULT):
         return RouteOutcome(path, "bare end", "the SDK ended the session without an answer")
     if errors:
         return RouteOutcome(path, "plugin error", error_text(errors[0]))

@@ -40,6 +40,8 @@ CODES: dict[ErrorType, int] = {
 NO_ROUTE = '{"code":"not_found","message":"route not found"}'
 TIMEOUT_MESSAGE = "killed by timeout"
 """The daemon's own error when a stream outlives PLUGIN_MAX_EXECUTION_TIMEOUT."""
+NO_POLLING_RESULT = "no polling result received from plugin"
+"""The daemon's error when a polling session ends without an item."""
 """gin's NoRoute answer: the one envelope whose code is a string."""
 
 

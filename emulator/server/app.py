@@ -396,7 +396,7 @@ async def _last_item_answer(
     if last is None:
         return json_answer(
             500,
-            envelopes.error(ErrorType.PLUGIN_INVOKE, "no polling result received from plugin"),
+            envelopes.error(ErrorType.PLUGIN_INVOKE, envelopes.NO_POLLING_RESULT),
             headers,
         )
     return json_answer(200, last.envelope, headers)

@@ -18,7 +18,7 @@ from emulator.config import DIFY_DEFAULT_KEY, RuntimeChoice, Settings, plugin_en
 from emulator.faults import Fault, FaultRule, Faults
 from emulator.journal import DEFAULT_CAP, Dispatch, Journal
 from emulator.runtime import import_sdk
-from emulator.runtime.registry import PluginRuntime, PluginSet
+from emulator.runtime.registry import IN_PROCESS, PluginRuntime, PluginSet
 from emulator.server.app import create_app
 from emulator.testing._inprocess import AppLoop, Interception
 from emulator.testing._live import LiveServer
@@ -92,7 +92,7 @@ class EmulatorHarness:
         wanted = tuple(plugins)
         if wanted != self._serving:
             paths, runtimes = plugin_entries(wanted)
-            chosen = [(path, runtimes.get(path, RuntimeChoice())) for path in paths]
+            chosen = [(path, runtimes.get(path, IN_PROCESS)) for path in paths]
             self.app.state.plugins = PluginSet(self._plugin(*each) for each in chosen)
             self._serving = wanted
         emulator = DaemonEmulator(url, self.key, self.journal, self.faults, self.backwards)
