@@ -47,7 +47,7 @@ def add_routes(app: FastAPI) -> None:
 def _keyed(endpoint: Endpoint) -> Endpoint:
     async def checked(request: Request) -> Response:
         if request.headers.get("x-api-key", "") != request.app.state.settings.key:
-            return _error(401, ErrorType.UNAUTHORIZED, "unauthorized")
+            return error_answer(401, ErrorType.UNAUTHORIZED, "unauthorized")
         return await endpoint(request)
 
     checked.__name__ = endpoint.__name__
@@ -62,7 +62,7 @@ async def _list_journal(request: Request) -> Response:
     try:
         limit = int(query["limit"]) if "limit" in query else None
     except ValueError:
-        return _error(
+        return error_answer(
             400, ErrorType.BAD_REQUEST, f"limit: expected an integer, got {query['limit']!r}"
         )
     app_id = query.get("app_id", ANY)
@@ -104,7 +104,7 @@ async def _add_fault(request: Request) -> Response:
             times=spec.get("times"),
         )
     except (ValueError, KeyError, TypeError, AttributeError) as error:
-        return _error(400, ErrorType.BAD_REQUEST, _rule_error(error))
+        return error_answer(400, ErrorType.BAD_REQUEST, _rule_error(error))
     return _json(201, rule.to_json())
 
 
@@ -133,7 +133,7 @@ async def _remove_fault(request: Request) -> Response:
     """Remove one fault rule by id."""
     rule_id: int = request.path_params["rule_id"]
     if not request.app.state.faults.remove(rule_id):
-        return _error(404, ErrorType.NOT_FOUND, f"no fault rule {rule_id}")
+        return error_answer(404, ErrorType.NOT_FOUND, f"no fault rule {rule_id}")
     return Response(status_code=204)
 
 
@@ -154,7 +154,3 @@ def _rule_error(error: Exception) -> str:
 
 def _json(status: int, document: dict[str, Any]) -> Response:
     return Response(json.dumps(document), status, media_type="application/json")
-
-
-def _error(status: int, error_type: ErrorType, message: str) -> Response:
-    return error_answer(status, error_type, message)

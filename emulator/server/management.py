@@ -226,7 +226,7 @@ async def _bind(request: Request, cls: type[_Request]) -> dict[str, Any] | Respo
     errors = validate(cls, values, namespace or "\0")
     if errors:
         message = "\n".join(error.replace("'\0.", "'") for error in errors)
-        return _error(400, ErrorType.BAD_REQUEST, message)
+        return error_answer(400, ErrorType.BAD_REQUEST, message)
     return values
 
 
@@ -436,17 +436,13 @@ def _struct_value(cls: type[GoStruct], value: dict[str, Any]) -> Any:
 # Answers ----------------------------------------------------------------------------------
 
 
-def _error(status: int, error_type: ErrorType, message: str) -> Response:
-    return error_answer(status, error_type, message)
-
-
 def _success(data: Any) -> Response:
     return json_answer(200, envelopes.success(encode_any(data)))
 
 
 def _failure(error_type: ErrorType, message: str) -> Response:
     """A service's failure: HTTP 200, the error in the envelope."""
-    return _error(200, error_type, message)
+    return error_answer(200, error_type, message)
 
 
 def _page(rows: list[Any], page: int, page_size: int) -> list[Any]:
@@ -746,7 +742,7 @@ def add_routes(app: FastAPI) -> None:
 def _endpoint(route: _Route) -> Callable[[Request], Awaitable[Response]]:
     async def answer(request: Request) -> Response:
         if request.headers.get("x-api-key", "") != request.app.state.settings.key:
-            return _error(401, ErrorType.UNAUTHORIZED, "unauthorized")
+            return error_answer(401, ErrorType.UNAUTHORIZED, "unauthorized")
         if route.handler is None:
             return _failure(ErrorType.INTERNAL, _unimplemented(route))
         bound: dict[str, Any] = {}
